@@ -1,0 +1,42 @@
+"""The HTTP ingress: Twilio status callbacks in, read API and probes."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from flask import Flask, Response
+from werkzeug.exceptions import HTTPException
+
+from ingest import api, health, views
+from ingest.context import IngestContext
+from shared.config import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def create_app(settings: Settings, redis_client: redis.Redis | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.extensions["statuspipe"] = IngestContext.build(settings, redis_client)
+    app.register_blueprint(views.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(api.bp)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        # Plain, short reasons: the caller is a machine (Twilio) or an operator with curl.
+        return views.plain(exc.code or 500, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unexpected error")
+        return views.plain(500, "internal error")
+
+    if settings.signature_mode == "off":
+        log.warning("SIGNATURE_MODE=off: callbacks are NOT authenticated; local development only")
+    elif settings.signature_mode == "log-only":
+        log.warning("SIGNATURE_MODE=log-only: bad signatures are logged but accepted")
+    return app

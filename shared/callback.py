@@ -1,0 +1,133 @@
+"""A status callback as the workers see it, parsed from a stream entry. Pure functions.
+
+The ingress stores the raw request; parsing it again here keeps the ingress cheap and lets
+statuspipe keep every field Twilio sends, including ones added after this code was written.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from shared import stream
+
+MESSAGE_SID_RE = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
+MAX_STATUS_LENGTH = 32
+
+
+class MalformedCallback(ValueError):  # noqa: N818 - reads better at the raise site
+    """The entry cannot become an event; it goes to the dead-letter store with this reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    stream_id: str
+    message_sid: str
+    status: str
+    error_code: int | None
+    error_message: str | None
+    account_sid: str | None
+    to: str | None
+    from_: str | None
+    messaging_service_sid: str | None
+    idempotency_token: str | None
+    received_at: datetime
+    carrier_done_at: datetime | None
+    raw: dict[str, Any]
+
+
+def parse_form(data: bytes | str) -> dict[str, str | list[str]]:
+    """Form body to a dict; a repeated key keeps all its values as a list."""
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    out: dict[str, str | list[str]] = {}
+    for key, value in parse_qsl(text, keep_blank_values=True, strict_parsing=False):
+        if key in out:
+            prev = out[key]
+            out[key] = [*prev, value] if isinstance(prev, list) else [prev, value]
+        else:
+            out[key] = value
+    return out
+
+
+def missing_field_reason(fields: dict[str, Any]) -> str | None:
+    """Why these fields are not a status callback, or None. The ingress uses it too."""
+    sid = fields.get("MessageSid")
+    status = fields.get("MessageStatus")
+    if not sid:
+        return "MessageSid is missing"
+    if not isinstance(sid, str) or not MESSAGE_SID_RE.match(sid):
+        return "MessageSid must be SM or MM followed by 32 hex characters"
+    if not status:
+        return "MessageStatus is missing"
+    if not isinstance(status, str) or len(status) > MAX_STATUS_LENGTH:
+        return f"MessageStatus must be one value of at most {MAX_STATUS_LENGTH} characters"
+    return None
+
+
+def parse_carrier_done(raw: str | None) -> datetime | None:
+    """RawDlrDoneDate is the carrier's YYMMDDhhmm with no time zone; we store it as if UTC."""
+    if not raw:
+        return None
+    try:
+        return datetime.strptime(raw, "%y%m%d%H%M").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _parse_error_code(raw: Any) -> int | None:
+    if raw in (None, ""):
+        return None
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        return None
+
+
+def _one(fields: dict[str, Any], key: str) -> str | None:
+    value = fields.get(key)
+    if isinstance(value, list):
+        value = value[0]
+    return value or None
+
+
+def from_entry(stream_id: str, entry: dict[bytes, bytes]) -> Callback:
+    """Parse one stream entry. Raises MalformedCallback with a reason an operator can act on."""
+    try:
+        method = entry.get(stream.F_METHOD, b"POST").decode("ascii")
+        body = entry.get(stream.F_BODY, b"")
+        query = entry.get(stream.F_QUERY, b"").decode("utf-8")
+        token = entry.get(stream.F_TOKEN, b"").decode("utf-8") or None
+        received = float(entry[stream.F_RECEIVED])
+        fields = parse_form(query if method == "GET" else body)
+    except KeyError as exc:
+        raise MalformedCallback(f"stream entry lacks field {exc.args[0]!r}") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MalformedCallback(f"stream entry is not decodable: {exc}") from None
+
+    reason = missing_field_reason(fields)
+    if reason:
+        raise MalformedCallback(reason)
+
+    sid: str = fields["MessageSid"]  # type: ignore[assignment]
+    status: str = fields["MessageStatus"]  # type: ignore[assignment]
+    raw: dict[str, Any] = {"method": method, "fields": fields}
+    if query and method != "GET":
+        raw["query"] = query
+    return Callback(
+        stream_id=stream_id,
+        message_sid=sid,
+        status=status,
+        error_code=_parse_error_code(_one(fields, "ErrorCode")),
+        error_message=_one(fields, "ErrorMessage") or _one(fields, "ChannelStatusMessage"),
+        account_sid=_one(fields, "AccountSid"),
+        to=_one(fields, "To"),
+        from_=_one(fields, "From"),
+        messaging_service_sid=_one(fields, "MessagingServiceSid"),
+        idempotency_token=token,
+        received_at=datetime.fromtimestamp(received, UTC),
+        carrier_done_at=parse_carrier_done(_one(fields, "RawDlrDoneDate")),
+        raw=raw,
+    )

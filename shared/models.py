@@ -1,0 +1,127 @@
+"""Tables of statuspipe. Models are singular, tables plural."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Stable constraint names keep Alembic migrations identical on PostgreSQL and SQLite.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JsonDoc = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only autoincrements a column declared exactly INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+UtcTime = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Message(Base):
+    """Current state of one Twilio message: the highest-ranked status seen so far."""
+
+    __tablename__ = "messages"
+
+    sid: Mapped[str] = mapped_column(String(34), primary_key=True)
+    account_sid: Mapped[str | None] = mapped_column(Text)
+    to: Mapped[str | None] = mapped_column(Text)
+    from_: Mapped[str | None] = mapped_column("from", Text)
+    messaging_service_sid: Mapped[str | None] = mapped_column(Text)
+    # NULL until a known status arrives: an unknown status never becomes the current one.
+    status: Mapped[str | None] = mapped_column(String(32))
+    status_rank: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcTime, nullable=False)
+    status_updated_at: Mapped[datetime | None] = mapped_column(UtcTime)
+    callback_received_at: Mapped[datetime] = mapped_column(UtcTime, nullable=False)
+    carrier_done_at: Mapped[datetime | None] = mapped_column(UtcTime)
+    needs_reconcile: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false()
+    )
+
+    __table_args__ = (
+        Index("ix_messages_status_created_at", "status", "created_at"),
+        Index("ix_messages_created_at", "created_at"),
+        Index(
+            "ix_messages_needs_reconcile",
+            "needs_reconcile",
+            postgresql_where=needs_reconcile.is_(True),
+            sqlite_where=needs_reconcile.is_(True),
+        ),
+    )
+
+
+class MessageEvent(Base):
+    """Audit trail: one row per (message, status), however many times Twilio sent it."""
+
+    __tablename__ = "message_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_sid: Mapped[str] = mapped_column(
+        String(34), ForeignKey("messages.sid", ondelete="CASCADE"), nullable=False
+    )
+    status: Mapped[str] = mapped_column(String(32), nullable=False)
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    idempotency_token: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UtcTime, nullable=False)
+    processed_at: Mapped[datetime] = mapped_column(
+        UtcTime, nullable=False, server_default=func.now()
+    )
+    duplicate_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    raw: Mapped[dict[str, Any]] = mapped_column(JsonDoc, nullable=False)
+
+    __table_args__ = (
+        UniqueConstraint("message_sid", "status"),
+        Index("ix_message_events_received_at", "received_at"),
+    )
+
+
+class CallbackReceipt(Base):
+    """Stream ids already stored: redelivery after a worker crash must not count twice."""
+
+    __tablename__ = "callback_receipts"
+
+    stream_id: Mapped[str] = mapped_column(String(41), primary_key=True)
+    processed_at: Mapped[datetime] = mapped_column(
+        UtcTime, nullable=False, server_default=func.now(), index=True
+    )
+
+
+class DeadLetter(Base):
+    """A stream entry that could not become an event, kept with the reason."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    stream_id: Mapped[str] = mapped_column(String(41), nullable=False, unique=True)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    entry: Mapped[dict[str, Any]] = mapped_column(JsonDoc, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UtcTime, nullable=False, server_default=func.now())

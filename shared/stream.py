@@ -1,0 +1,69 @@
+"""The message contract between ingress and workers: one Redis Stream, one consumer group.
+
+Each callback is one stream entry holding the raw request, so the ingress does no more work than
+it must and nothing Twilio sent is lost. Entries are deleted once the transaction that stored them
+commits, so the stream length is the backlog, which the ingress checks for backpressure.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import redis
+
+# Short field names: at a million queued callbacks every byte of every entry counts.
+F_BODY = b"b"  # raw form body (POST)
+F_QUERY = b"q"  # raw query string
+F_METHOD = b"m"  # present only for GET
+F_TOKEN = b"t"  # I-Twilio-Idempotency-Token
+F_RECEIVED = b"r"  # ingress clock, seconds since the epoch
+
+# Append unless the backlog is full, in one round trip. Returns the entry id, or nil when full.
+_ENQUEUE_LUA = """
+if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return false end
+return redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+"""
+
+
+class BacklogFull(Exception):  # noqa: N818 - a condition, not a bug
+    """The stream holds more unprocessed callbacks than the configured limit."""
+
+
+class Enqueuer:
+    """Appends raw callbacks to the stream with a backlog limit, one Redis round trip each."""
+
+    def __init__(self, client: redis.Redis, stream_key: str, max_backlog: int) -> None:
+        self._script = client.register_script(_ENQUEUE_LUA)
+        self._key = stream_key
+        self._max = max_backlog
+
+    def enqueue(
+        self, *, body: bytes, query: bytes, method: str, token: str, received: float
+    ) -> bytes:
+        """Returns the stream id. Raises BacklogFull, or redis errors when Redis did not accept."""
+        args: list[bytes | str | int] = [self._max, F_BODY, body, F_RECEIVED, repr(received)]
+        if query:
+            args += [F_QUERY, query]
+        if method != "POST":
+            args += [F_METHOD, method]
+        if token:
+            args += [F_TOKEN, token]
+        entry_id = self._script(keys=[self._key], args=args)
+        if entry_id is None:
+            raise BacklogFull(self._key)
+        return entry_id
+
+
+def ensure_group(client: redis.Redis, stream_key: str, group: str) -> None:
+    """Create the stream and consumer group if missing. Idempotent.
+
+    The group starts at id 0 so callbacks accepted before any worker ever ran are still read.
+    """
+    import redis as redis_module
+
+    try:
+        client.xgroup_create(stream_key, group, id="0", mkstream=True)
+    except redis_module.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise

@@ -1,0 +1,1 @@
+"""Celery workers: drain the callback stream in batches into the database."""

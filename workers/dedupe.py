@@ -1,0 +1,105 @@
+"""Collapse a batch of callbacks into one row per event and one row per message. Pure.
+
+A single multi-row upsert may not touch the same key twice, and collapsing first also means a
+burst of callbacks for one message costs one row update, not one per callback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shared.callback import Callback
+from shared.statuses import UNKNOWN_RANK, advances, rank
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """One (message, status) pair of a batch; `duplicates` more callbacks carried it."""
+
+    first: Callback
+    duplicates: int
+
+    def values(self) -> dict[str, Any]:
+        cb = self.first
+        return {
+            "message_sid": cb.message_sid,
+            "status": cb.status,
+            "error_code": cb.error_code,
+            "error_message": cb.error_message,
+            "idempotency_token": cb.idempotency_token,
+            "received_at": cb.received_at,
+            "duplicate_count": self.duplicates,
+            "raw": cb.raw,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    """The batch's view of one message: its best callback, first and last receipt times."""
+
+    best: Callback | None  # highest-ranked known status; None if only unknown statuses came
+    any_callback: Callback
+    first_received: datetime
+    last_received: datetime
+
+    def values(self) -> dict[str, Any]:
+        cb = self.best or self.any_callback
+        known = self.best is not None
+        return {
+            "sid": cb.message_sid,
+            "account_sid": cb.account_sid,
+            "to": cb.to,
+            "from": cb.from_,
+            "messaging_service_sid": cb.messaging_service_sid,
+            "status": cb.status if known else None,
+            "status_rank": rank(cb.status) if known else UNKNOWN_RANK,
+            "error_code": cb.error_code if known else None,
+            "error_message": cb.error_message if known else None,
+            "created_at": self.first_received,
+            "status_updated_at": cb.received_at if known else None,
+            "callback_received_at": self.last_received,
+            "carrier_done_at": cb.carrier_done_at if known else None,
+            "needs_reconcile": False,
+        }
+
+
+def _sort_key(cb: Callback) -> tuple[datetime, str]:
+    return (cb.received_at, cb.stream_id)
+
+
+def collapse(callbacks: list[Callback]) -> tuple[list[EventRow], list[MessageRow]]:
+    """Group callbacks by (sid, status) and by sid.
+
+    The earliest-received callback of a pair is the one kept; within a message the highest rank
+    wins and, among equal ranks, the first received (a later different final status is a
+    conflict that the database step flags). Rows come back sorted by key so that concurrent
+    workers lock rows in the same order and cannot deadlock each other.
+    """
+    ordered = sorted(callbacks, key=_sort_key)
+    events: dict[tuple[str, str], list[Any]] = {}
+    messages: dict[str, list[Any]] = {}
+    for cb in ordered:
+        key = (cb.message_sid, cb.status)
+        if key in events:
+            events[key][1] += 1
+        else:
+            events[key] = [cb, 0]
+
+        entry = messages.get(cb.message_sid)
+        if entry is None:
+            best = cb if rank(cb.status) != UNKNOWN_RANK else None
+            messages[cb.message_sid] = [best, cb, cb.received_at, cb.received_at]
+            continue
+        best = entry[0]
+        if advances(rank(best.status) if best else UNKNOWN_RANK, rank(cb.status)):
+            entry[0] = cb
+        entry[3] = cb.received_at  # ordered, so the last one seen is the latest
+
+    event_rows = [EventRow(first=v[0], duplicates=v[1]) for _, v in sorted(events.items())]
+    message_rows = [
+        MessageRow(best=v[0], any_callback=v[1], first_received=v[2], last_received=v[3])
+        for _, v in sorted(messages.items())
+    ]
+    return event_rows, message_rows

@@ -1,0 +1,196 @@
+"""Store one batch of callbacks in one transaction. Idempotent: a batch stored twice counts once.
+
+The steps, all in the caller's transaction:
+1. record the stream ids in `callback_receipts`; ids already there were stored by an earlier
+   delivery of the same entry (a worker died between commit and XACK) and are dropped;
+2. upsert `messages` with the rank guard inside the statement, so no interleaving of workers
+   can move a status backwards;
+3. upsert `message_events`, one row per (message, status), counting duplicates;
+4. flag messages that now hold two different final statuses for reconciliation;
+5. keep malformed entries in `dead_letters`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, func, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from shared.callback import Callback
+from shared.models import CallbackReceipt, DeadLetter, Message, MessageEvent
+from shared.statuses import STATUS_RANKS, Ranks
+from workers.dedupe import collapse
+
+log = logging.getLogger(__name__)
+
+FINAL_STATUSES = sorted(s for s, r in STATUS_RANKS.items() if r == Ranks.FINAL)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadEntry:
+    stream_id: str
+    reason: str
+    entry: dict[str, Any]
+
+
+@dataclass(slots=True)
+class BatchResult:
+    stored: int = 0  # callbacks counted for the first time
+    redelivered: int = 0  # callbacks already stored by an earlier delivery
+    dead: int = 0
+    conflicts: list[str] = field(default_factory=list)
+
+
+def _insert(session: Session, table: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise RuntimeError(f"unsupported database dialect {dialect!r}")
+
+
+def _greatest(session: Session, a: Any, b: Any) -> ColumnElement[Any]:
+    # SQLite spells GREATEST/LEAST as the two-argument max()/min() scalar functions.
+    if session.get_bind().dialect.name == "sqlite":
+        return func.max(a, b)
+    return func.greatest(a, b)
+
+
+def _least(session: Session, a: Any, b: Any) -> ColumnElement[Any]:
+    if session.get_bind().dialect.name == "sqlite":
+        return func.min(a, b)
+    return func.least(a, b)
+
+
+def _fresh(session: Session, callbacks: Sequence[Callback]) -> list[Callback]:
+    """Record receipts; return only callbacks whose stream id was not stored before."""
+    if not callbacks:
+        return []
+    stmt = (
+        _insert(session, CallbackReceipt)
+        .on_conflict_do_nothing(index_elements=["stream_id"])
+        .returning(CallbackReceipt.stream_id)
+    )
+    rows = session.execute(stmt, [{"stream_id": cb.stream_id} for cb in callbacks])
+    new_ids = set(rows.scalars().all())
+    return [cb for cb in callbacks if cb.stream_id in new_ids]
+
+
+def _upsert_messages(session: Session, rows: list[dict[str, Any]]) -> None:
+    stmt = _insert(session, Message)
+    ex = stmt.excluded
+    m = Message.__table__.c
+    moves = ex.status_rank > m.status_rank
+
+    def when_moves(new: Any, old: Any) -> Any:
+        return case((moves, new), else_=old)
+
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["sid"],
+        set_={
+            "status": when_moves(ex.status, m.status),
+            "status_rank": _greatest(session, m.status_rank, ex.status_rank),
+            "error_code": when_moves(ex.error_code, m.error_code),
+            "error_message": when_moves(ex.error_message, m.error_message),
+            "status_updated_at": when_moves(ex.status_updated_at, m.status_updated_at),
+            "carrier_done_at": when_moves(
+                func.coalesce(ex.carrier_done_at, m.carrier_done_at),
+                func.coalesce(m.carrier_done_at, ex.carrier_done_at),
+            ),
+            "created_at": _least(session, m.created_at, ex.created_at),
+            "callback_received_at": _greatest(
+                session, m.callback_received_at, ex.callback_received_at
+            ),
+            "account_sid": func.coalesce(m.account_sid, ex.account_sid),
+            "to": func.coalesce(m.to, ex.to),
+            "from": func.coalesce(m["from"], ex["from"]),
+            "messaging_service_sid": func.coalesce(
+                m.messaging_service_sid, ex.messaging_service_sid
+            ),
+        },
+    )
+    session.execute(stmt, rows)
+
+
+def _upsert_events(session: Session, rows: list[dict[str, Any]]) -> None:
+    stmt = _insert(session, MessageEvent)
+    ex = stmt.excluded
+    e = MessageEvent.__table__.c
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["message_sid", "status"],
+        set_={
+            # The incoming row stands for 1 + its in-batch duplicates.
+            "duplicate_count": e.duplicate_count + ex.duplicate_count + 1,
+            "received_at": _least(session, e.received_at, ex.received_at),
+        },
+    )
+    session.execute(stmt, rows)
+
+
+def _flag_conflicts(session: Session, sids: list[str]) -> list[str]:
+    """Mark messages holding two different final statuses; return the newly flagged sids."""
+    if not sids:
+        return []
+    e = MessageEvent.__table__.c
+    finals = (
+        select(func.count())
+        .where(and_(e.message_sid == Message.sid, e.status.in_(FINAL_STATUSES)))
+        .scalar_subquery()
+    )
+    stmt = (
+        update(Message)
+        .where(and_(Message.sid.in_(sids), Message.needs_reconcile.is_(False), finals > 1))
+        .values(needs_reconcile=literal(True))
+        .returning(Message.sid)
+    )
+    return list(session.execute(stmt).scalars().all())
+
+
+def _store_dead(session: Session, dead: Sequence[DeadEntry]) -> None:
+    if not dead:
+        return
+    stmt = _insert(session, DeadLetter).on_conflict_do_nothing(index_elements=["stream_id"])
+    session.execute(
+        stmt, [{"stream_id": d.stream_id, "reason": d.reason, "entry": d.entry} for d in dead]
+    )
+
+
+def store_batch(
+    session: Session, callbacks: Sequence[Callback], dead: Sequence[DeadEntry] = ()
+) -> BatchResult:
+    """Write a batch in the session's transaction (the caller commits). Idempotent."""
+    result = BatchResult(dead=len(dead))
+    fresh = _fresh(session, callbacks)
+    result.stored = len(fresh)
+    result.redelivered = len(callbacks) - len(fresh)
+    if fresh:
+        event_rows, message_rows = collapse(fresh)
+        _upsert_messages(session, [r.values() for r in message_rows])
+        _upsert_events(session, [r.values() for r in event_rows])
+        final_sids = sorted({cb.message_sid for cb in fresh if cb.status in FINAL_STATUSES})
+        result.conflicts = _flag_conflicts(session, final_sids)
+        for sid in result.conflicts:
+            log.warning(
+                "conflicting final statuses for %s; keeping the first, flagged needs_reconcile",
+                sid,
+            )
+    _store_dead(session, dead)
+    return result
+
+
+def purge_receipts(session: Session, older_than_hours: int) -> int:
+    """Forget stream ids older than the retention; returns how many were deleted.
+
+    An entry can only be redelivered while it sits unacknowledged in Redis, so receipts need to
+    outlive that window only (hours, unless every worker is down for longer).
+    """
+    cutoff = datetime.now(UTC) - timedelta(hours=older_than_hours)
+    stmt = CallbackReceipt.__table__.delete().where(CallbackReceipt.processed_at < cutoff)
+    return session.execute(stmt).rowcount or 0
