@@ -69,7 +69,8 @@ def missing_field_reason(fields: dict[str, Any]) -> str | None:
 
 def parse_carrier_done(raw: str | None) -> datetime | None:
     """RawDlrDoneDate is the carrier's YYMMDDhhmm with no time zone; we store it as if UTC."""
-    if not raw:
+    # strptime accepts single-digit fields, so "26011514" would parse as 2026-01-15 01:04.
+    if not raw or len(raw) != 10 or not raw.isdigit():
         return None
     try:
         return datetime.strptime(raw, "%y%m%d%H%M").replace(tzinfo=UTC)

@@ -48,6 +48,8 @@ class BatchResult:
 
 
 def _insert(session: Session, table: Any) -> Any:
+    # Always a Table, never a mapped class: the ORM bulk path would map dict keys to attribute
+    # names and silently drop the `from` column (attribute `from_`).
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         return postgresql.insert(table)
@@ -74,9 +76,9 @@ def _fresh(session: Session, callbacks: Sequence[Callback]) -> list[Callback]:
     if not callbacks:
         return []
     stmt = (
-        _insert(session, CallbackReceipt)
+        _insert(session, CallbackReceipt.__table__)
         .on_conflict_do_nothing(index_elements=["stream_id"])
-        .returning(CallbackReceipt.stream_id)
+        .returning(CallbackReceipt.__table__.c.stream_id)
     )
     rows = session.execute(stmt, [{"stream_id": cb.stream_id} for cb in callbacks])
     new_ids = set(rows.scalars().all())
@@ -84,7 +86,7 @@ def _fresh(session: Session, callbacks: Sequence[Callback]) -> list[Callback]:
 
 
 def _upsert_messages(session: Session, rows: list[dict[str, Any]]) -> None:
-    stmt = _insert(session, Message)
+    stmt = _insert(session, Message.__table__)
     ex = stmt.excluded
     m = Message.__table__.c
     moves = ex.status_rank > m.status_rank
@@ -120,7 +122,7 @@ def _upsert_messages(session: Session, rows: list[dict[str, Any]]) -> None:
 
 
 def _upsert_events(session: Session, rows: list[dict[str, Any]]) -> None:
-    stmt = _insert(session, MessageEvent)
+    stmt = _insert(session, MessageEvent.__table__)
     ex = stmt.excluded
     e = MessageEvent.__table__.c
     stmt = stmt.on_conflict_do_update(
@@ -156,7 +158,7 @@ def _flag_conflicts(session: Session, sids: list[str]) -> list[str]:
 def _store_dead(session: Session, dead: Sequence[DeadEntry]) -> None:
     if not dead:
         return
-    stmt = _insert(session, DeadLetter).on_conflict_do_nothing(index_elements=["stream_id"])
+    stmt = _insert(session, DeadLetter.__table__).on_conflict_do_nothing(index_elements=["stream_id"])
     session.execute(
         stmt, [{"stream_id": d.stream_id, "reason": d.reason, "entry": d.entry} for d in dead]
     )

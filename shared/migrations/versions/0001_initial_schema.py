@@ -16,9 +16,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-        op.create_table('callback_receipts',
+    op.create_table('callback_receipts',
     sa.Column('stream_id', sa.String(length=41), nullable=False),
-    sa.Column('processed_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('processed_at', sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.PrimaryKeyConstraint('stream_id', name=op.f('pk_callback_receipts'))
     )
     op.create_index(op.f('ix_callback_receipts_processed_at'), 'callback_receipts', ['processed_at'], unique=False)
@@ -27,7 +27,7 @@ def upgrade() -> None:
     sa.Column('stream_id', sa.String(length=41), nullable=False),
     sa.Column('reason', sa.Text(), nullable=False),
     sa.Column('entry', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_dead_letters')),
     sa.UniqueConstraint('stream_id', name=op.f('uq_dead_letters_stream_id'))
     )
@@ -59,7 +59,7 @@ def upgrade() -> None:
     sa.Column('error_message', sa.Text(), nullable=True),
     sa.Column('idempotency_token', sa.Text(), nullable=True),
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('processed_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('processed_at', sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.Column('duplicate_count', sa.Integer(), nullable=False),
     sa.Column('raw', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.ForeignKeyConstraint(['message_sid'], ['messages.sid'], name=op.f('fk_message_events_message_sid_messages'), ondelete='CASCADE'),
@@ -70,7 +70,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-        op.drop_index('ix_message_events_received_at', table_name='message_events')
+    op.drop_index('ix_message_events_received_at', table_name='message_events')
     op.drop_table('message_events')
     op.drop_index('ix_messages_status_created_at', table_name='messages')
     op.drop_index('ix_messages_needs_reconcile', table_name='messages', postgresql_where=sa.text('needs_reconcile IS true'), sqlite_where=sa.text('needs_reconcile IS true'))

