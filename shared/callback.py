@@ -102,7 +102,8 @@ def from_entry(stream_id: str, entry: dict[bytes, bytes]) -> Callback:
         query = entry.get(stream.F_QUERY, b"").decode("utf-8")
         token = entry.get(stream.F_TOKEN, b"").decode("utf-8") or None
         received = float(entry[stream.F_RECEIVED])
-        fields = parse_form(query if method == "GET" else body)
+        form = query if method == "GET" else body.decode("utf-8")
+        fields = parse_form(form)
     except KeyError as exc:
         raise MalformedCallback(f"stream entry lacks field {exc.args[0]!r}") from None
     except (UnicodeDecodeError, ValueError) as exc:
@@ -111,6 +112,8 @@ def from_entry(stream_id: str, entry: dict[bytes, bytes]) -> Callback:
     reason = missing_field_reason(fields)
     if reason:
         raise MalformedCallback(reason)
+    if "\x00" in query or any("\x00" in k or "\x00" in str(v) for k, v in fields.items()):
+        raise MalformedCallback("contains NUL characters, which PostgreSQL cannot store")
 
     sid: str = fields["MessageSid"]  # type: ignore[assignment]
     status: str = fields["MessageStatus"]  # type: ignore[assignment]

@@ -42,7 +42,12 @@ def consumer_name() -> str:
 
 
 def _describe_entry(entry: dict[bytes, bytes]) -> dict[str, str]:
-    return {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in entry.items()}
+    """The entry as JSON-safe text (PostgreSQL's JSONB refuses NUL characters)."""
+
+    def text(b: bytes) -> str:
+        return b.decode("utf-8", "replace").replace("\x00", "\\x00")
+
+    return {text(k): text(v) for k, v in entry.items()}
 
 
 def parse_entries(entries: Entries) -> tuple[list[Callback], list[DeadEntry]]:

@@ -118,7 +118,9 @@ def _upsert_messages(session: Session, rows: list[dict[str, Any]]) -> None:
             ),
         },
     )
-    session.execute(stmt, rows)
+    # RETURNING makes SQLAlchemy send the rows as one multi-row VALUES statement per page;
+    # without it an upsert falls back to one round trip per row (SQLAlchemy #13130).
+    session.execute(stmt.returning(m.sid), rows).close()
 
 
 def _upsert_events(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -133,7 +135,7 @@ def _upsert_events(session: Session, rows: list[dict[str, Any]]) -> None:
             "received_at": _least(session, e.received_at, ex.received_at),
         },
     )
-    session.execute(stmt, rows)
+    session.execute(stmt.returning(e.id), rows).close()
 
 
 def _flag_conflicts(session: Session, sids: list[str]) -> list[str]:
@@ -158,7 +160,9 @@ def _flag_conflicts(session: Session, sids: list[str]) -> list[str]:
 def _store_dead(session: Session, dead: Sequence[DeadEntry]) -> None:
     if not dead:
         return
-    stmt = _insert(session, DeadLetter.__table__).on_conflict_do_nothing(index_elements=["stream_id"])
+    stmt = _insert(session, DeadLetter.__table__).on_conflict_do_nothing(
+        index_elements=["stream_id"]
+    )
     session.execute(
         stmt, [{"stream_id": d.stream_id, "reason": d.reason, "entry": d.entry} for d in dead]
     )

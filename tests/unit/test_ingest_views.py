@@ -94,7 +94,9 @@ def test_unknown_status_is_not_an_error(client):
 )  # fmt: skip
 def test_bad_signature_is_403_and_nothing_is_enqueued(client, signature, token):
     c, redis = client
-    body, headers = signed_post(PUBLIC + "/twilio/status", callback_fields(new_sid(), "sent"), token)
+    body, headers = signed_post(
+        PUBLIC + "/twilio/status", callback_fields(new_sid(), "sent"), token
+    )
     if signature is not None:
         headers["X-Twilio-Signature"] = signature
     elif token == AUTH_TOKEN:

@@ -1,0 +1,146 @@
+"""The drain loop in-process against real Redis and PostgreSQL."""
+
+import time
+from urllib.parse import urlencode
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from shared import stream
+from shared.db import make_sessionmaker
+from shared.models import DeadLetter, Message, MessageEvent
+from tests.twilio_fixtures import callback_fields, new_sid
+from workers.drain import Drainer, drain_until_empty
+
+
+def enqueue(settings, redis_client, fields, token="", body=None):
+    enq = stream.Enqueuer(redis_client, settings.stream_key, settings.max_backlog)
+    raw = body if body is not None else urlencode(fields).encode()
+    return enq.enqueue(body=raw, query=b"", method="POST", token=token, received=time.time())
+
+
+@pytest.fixture
+def drainer_factory(settings, redis_client, db):
+    sessions = make_sessionmaker(db)
+
+    def _make(name):
+        d = Drainer(settings, redis_client, sessions, name=name)
+        stream.ensure_group(redis_client, settings.stream_key, settings.consumer_group)
+        return d
+
+    return _make
+
+
+def count(db, model):
+    with Session(db) as session:
+        return session.scalar(select(func.count()).select_from(model))
+
+
+def test_drains_everything_and_leaves_the_stream_empty(settings, redis_client, db, drainer_factory):
+    sids = [new_sid() for _ in range(50)]
+    for sid in sids:
+        enqueue(settings, redis_client, callback_fields(sid, "sent"))
+        enqueue(settings, redis_client, callback_fields(sid, "delivered"))
+    stats = drain_until_empty(drainer_factory("a"))
+    assert stats.stored == 100
+    assert count(db, MessageEvent) == 100
+    assert count(db, Message) == 50
+    assert redis_client.xlen(settings.stream_key) == 0
+    pending = redis_client.xpending(settings.stream_key, settings.consumer_group)
+    assert pending["pending"] == 0
+
+
+def test_malformed_entries_are_dead_lettered_without_blocking_the_batch(
+    settings, redis_client, db, drainer_factory
+):
+    good = new_sid()
+    enqueue(settings, redis_client, callback_fields(good, "sent"))
+    enqueue(settings, redis_client, {}, body=b"MessageStatus=sent")
+    enqueue(settings, redis_client, {}, body=b"MessageSid=\xff\xfe&MessageStatus=sent")
+    enqueue(settings, redis_client, callback_fields(new_sid(), "delivered"))
+    stats = drain_until_empty(drainer_factory("a"))
+    assert (stats.stored, stats.dead) == (2, 2)
+    with Session(db) as session:
+        reasons = sorted(session.scalars(select(DeadLetter.reason)).all())
+    assert reasons[0] == "MessageSid is missing"
+    assert "not decodable" in reasons[1]
+    assert redis_client.xlen(settings.stream_key) == 0
+
+
+def test_a_row_the_database_refuses_is_dead_lettered_alone(
+    settings, redis_client, db, drainer_factory
+):
+    sids = [new_sid() for _ in range(5)]
+    for sid in sids:
+        enqueue(settings, redis_client, callback_fields(sid, "sent"))
+    # Parses, but overflows PostgreSQL's integer: only this one goes to the dead-letter store.
+    enqueue(settings, redis_client, callback_fields(new_sid(), "failed", ErrorCode="99999999999"))
+    stats = drain_until_empty(drainer_factory("a"))
+    assert (stats.stored, stats.dead) == (5, 1)
+    with Session(db) as session:
+        (reason,) = session.scalars(select(DeadLetter.reason)).all()
+    assert reason.startswith("database refused it: integer out of range")
+    assert count(db, Message) == 5
+
+
+def test_nul_characters_are_dead_lettered_with_a_reason(
+    settings, redis_client, db, drainer_factory
+):
+    enqueue(settings, redis_client, callback_fields(new_sid(), "sent", To="+1\x00"))
+    enqueue(settings, redis_client, callback_fields(new_sid(), "sent"))
+    stats = drain_until_empty(drainer_factory("a"))
+    assert (stats.stored, stats.dead) == (1, 1)
+    with Session(db) as session:
+        (row,) = session.scalars(select(DeadLetter)).all()
+    assert "NUL" in row.reason
+    assert "\\x00" in row.entry["b"] or "%00" in row.entry["b"]
+
+
+def test_entries_of_a_crashed_consumer_are_taken_over_and_counted_once(
+    settings, redis_client, db, drainer_factory
+):
+    sids = [new_sid() for _ in range(30)]
+    for sid in sids:
+        enqueue(settings, redis_client, callback_fields(sid, "delivered"))
+
+    crashed = drainer_factory("crashed")
+
+    def die_before_ack(ids):
+        raise SystemExit("killed between commit and XACK")
+
+    crashed._ack = die_before_ack
+    with pytest.raises(SystemExit):
+        crashed.step()  # committed to the database, never acknowledged
+    assert redis_client.xpending(settings.stream_key, settings.consumer_group)["pending"] == 30
+
+    time.sleep(settings.claim_idle_seconds + 0.2)
+    survivor = drainer_factory("survivor")
+    stats = drain_until_empty(survivor)
+    assert stats.claimed == 30
+    assert stats.redelivered == 30
+    assert stats.stored == 0
+    with Session(db) as session:
+        dupes = session.scalars(select(MessageEvent.duplicate_count)).all()
+    assert sorted(dupes) == [0] * 30
+    assert redis_client.xpending(settings.stream_key, settings.consumer_group)["pending"] == 0
+    assert redis_client.xlen(settings.stream_key) == 0
+
+
+def test_group_is_recreated_if_redis_lost_it(settings, redis_client, db, drainer_factory):
+    d = drainer_factory("a")
+    redis_client.delete(settings.stream_key)
+    enqueue(settings, redis_client, callback_fields(new_sid(), "sent"))
+    d.stop.set()
+    # run() must survive NOGROUP: recreate the group and drain.
+    d.stop.clear()
+    import threading
+
+    t = threading.Thread(target=d.run)
+    t.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and count(db, Message) == 0:
+        time.sleep(0.05)
+    d.stop.set()
+    t.join(10)
+    assert count(db, Message) == 1
