@@ -16,3 +16,10 @@ keepalive = 5
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = max_requests // 10
+
+
+def on_starting(server: object) -> None:
+    """Check the configuration once in the master, before any worker forks."""
+    from shared.bootstrap import web_settings
+
+    web_settings()

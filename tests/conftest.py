@@ -118,7 +118,8 @@ class Proc:
         return self.proc.pid
 
     def output(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return self.log_path.read_text(errors="replace")
 
     def wait_for_output(self, needle: str, timeout: float = 30) -> None:
