@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from shared.models import DeadLetter
 from tests import services
-from tests.conftest import BIN, ROOT, Proc, make_env, start_web, start_worker
+from tests.conftest import BIN, ROOT, Proc, make_env, start_web
 from tests.twilio_fixtures import AUTH_TOKEN, new_sid
 
 
