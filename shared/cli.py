@@ -90,10 +90,17 @@ def dead_letters(limit: int, as_json: bool) -> None:
 
 
 @main.command("config")
-def show_config() -> None:
+@click.option("--markdown", is_flag=True, help="As the README's Markdown table.")
+def show_config(markdown: bool) -> None:
     """List every setting with its environment variable and default."""
+    if markdown:
+        click.echo("| Variable | Default | Meaning |\n|---|---|---|")
     for env, default, doc in settings_table():
-        click.echo(f"{env:<28} {default or '-':<22} {doc}")
+        if markdown:
+            cell = doc.replace("|", "\\|")
+            click.echo(f"| `{env}` | {f'`{default}`' if default else ''} | {cell} |")
+        else:
+            click.echo(f"{env:<28} {default or '-':<22} {doc}")
 
 
 @main.command()

@@ -56,6 +56,19 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
+TLS_CERT_REQS = ("required", "optional", "none")
+
+
+def normalize_redis_url(url: str, cert_reqs: str) -> str:
+    """Put the TLS verification mode on a rediss:// URL, where redis-py and Celery read it.
+
+    Heroku Redis hands out rediss:// URLs with self-signed certificates: REDIS_TLS_CERT_REQS=none.
+    """
+    if not url.startswith("rediss://") or "ssl_cert_reqs=" in url:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}ssl_cert_reqs={cert_reqs}"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every tunable of statuspipe. Field metadata `env` names the variable, `doc` explains it."""
@@ -65,6 +78,14 @@ class Settings:
     )
     redis_url: str = field(
         default="", metadata={"env": "REDIS_URL", "doc": "Redis holding the callback stream."}
+    )
+    redis_tls_cert_reqs: str = field(
+        default="required",
+        metadata={
+            "env": "REDIS_TLS_CERT_REQS",
+            "doc": "Certificate check on rediss:// URLs: required | optional | none"
+            " (Heroku Redis: none).",
+        },
     )
     twilio_account_sid: str = field(
         default="", metadata={"env": "TWILIO_ACCOUNT_SID", "doc": "Account for REST calls."}
@@ -206,6 +227,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         values["database_url"] = normalize_database_url(values["database_url"])
     if "public_url" in values:
         values["public_url"] = values["public_url"].rstrip("/")
+    cert_reqs = values.get("redis_tls_cert_reqs", "required")
+    if cert_reqs not in TLS_CERT_REQS:
+        raise ConfigError(f"REDIS_TLS_CERT_REQS must be one of {', '.join(TLS_CERT_REQS)}")
+    if "redis_url" in values:
+        values["redis_url"] = normalize_redis_url(values["redis_url"], cert_reqs)
     mode = values.get("signature_mode", "enforce")
     if mode not in SIGNATURE_MODES:
         allowed = ", ".join(SIGNATURE_MODES)

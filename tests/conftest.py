@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -157,14 +158,20 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
         proc.stop()
 
 
+def procfile_command(process: str) -> list[str]:
+    """A Procfile line as Heroku runs it, so the tests prove each line works as is."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        name, _, command = line.partition(":")
+        if name.strip() == process:
+            argv = shlex.split(command)
+            return [str(BIN / argv[0]), *argv[1:]]
+    raise KeyError(f"no {process!r} line in the Procfile")
+
+
 def start_web(spawn: Callable[..., Proc], env: dict[str, str]) -> tuple[Proc, str]:
     port = services.free_port()
     env = {**env, "PORT": str(port), "WEB_CONCURRENCY": "2"}
-    proc = spawn(
-        "gunicorn",
-        [str(BIN / "gunicorn"), "-c", "python:ingest.gunicorn_conf", "ingest.wsgi:app"],
-        env,
-    )
+    proc = spawn("gunicorn", procfile_command("web"), env)
     try:
         services.wait_port(port, timeout=20)
     except TimeoutError:
@@ -173,12 +180,6 @@ def start_web(spawn: Callable[..., Proc], env: dict[str, str]) -> tuple[Proc, st
 
 
 def start_worker(spawn: Callable[..., Proc], env: dict[str, str]) -> Proc:
-    proc = spawn(
-        "celery",
-        [str(BIN / "celery"), "-A", "workers.celery_app", "worker", "--pool", "threads",
-         "--concurrency", "1", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
-         "--without-heartbeat"],
-        env,
-    )  # fmt: skip
+    proc = spawn("celery", procfile_command("worker"), env)
     proc.wait_for_output("draining")
     return proc

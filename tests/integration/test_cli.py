@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from shared.models import DeadLetter
 from tests import services
-from tests.conftest import BIN, ROOT, Proc, make_env, start_web
+from tests.conftest import BIN, ROOT, Proc, make_env, procfile_command, start_web
 from tests.twilio_fixtures import AUTH_TOKEN, new_sid
 
 
@@ -27,10 +27,12 @@ def statuspipe(env, *args, cwd=None):
     )
 
 
-def test_migrate_is_idempotent(pg_url, redis_base_url):
-    env = make_env(pg_url, redis_base_url)
+def test_release_phase_migrates_idempotently(pg_url, redis_base_url):
+    env = {**os.environ, **make_env(pg_url, redis_base_url)}
     for _ in range(2):
-        result = statuspipe(env, "migrate")
+        result = subprocess.run(
+            procfile_command("release"), env=env, capture_output=True, text=True, timeout=60
+        )
         assert result.returncode == 0, result.stderr
         assert "up to date" in result.stdout
 

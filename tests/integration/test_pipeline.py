@@ -205,18 +205,18 @@ def test_worker_killed_mid_batch_loses_nothing(spawn, env, db, redis_client, pg_
     assert codes == [200] * 300
 
     # Hold a lock the worker's transaction needs, so it is provably mid-batch when killed.
-    blocker = pg_engine.connect()
-    tx = blocker.begin()
-    blocker.execute(text("LOCK TABLE callback_receipts IN ACCESS EXCLUSIVE MODE"))
-    doomed = start_worker(spawn, env)
-
     def pending():
         return redis_client.xpending(env_stream(env), "statuspipe")["pending"]
 
-    wait_for(lambda: pending() > 0, what="the doomed worker to take a batch")
-    doomed.stop(signal.SIGKILL)
-    tx.rollback()
-    blocker.close()
+    blocker = pg_engine.connect()
+    try:
+        blocker.begin()
+        blocker.execute(text("LOCK TABLE callback_receipts IN ACCESS EXCLUSIVE MODE"))
+        doomed = start_worker(spawn, env)
+        wait_for(lambda: pending() > 0, what="the doomed worker to take a batch")
+        doomed.stop(signal.SIGKILL)
+    finally:
+        blocker.close()  # rolls back, releasing the lock even when the test fails
     assert pending() > 0  # its batch is still held, unacknowledged
 
     start_worker(spawn, env)

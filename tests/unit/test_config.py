@@ -64,3 +64,22 @@ def test_public_url_loses_its_trailing_slash():
     assert load_settings({"PUBLIC_URL": "https://h.example.com/"}).public_url == (
         "https://h.example.com"
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "reqs", "expected"),
+    [
+        ("redis://h:6379/0", "none", "redis://h:6379/0"),
+        ("rediss://h:6380", "none", "rediss://h:6380?ssl_cert_reqs=none"),
+        ("rediss://h:6380/0?x=1", "required", "rediss://h:6380/0?x=1&ssl_cert_reqs=required"),
+        ("rediss://h?ssl_cert_reqs=optional", "none", "rediss://h?ssl_cert_reqs=optional"),
+    ],
+)
+def test_rediss_urls_carry_the_tls_mode(url, reqs, expected):
+    settings = load_settings({"REDIS_URL": url, "REDIS_TLS_CERT_REQS": reqs})
+    assert settings.redis_url == expected
+
+
+def test_unknown_tls_mode_is_named():
+    with pytest.raises(ConfigError, match="REDIS_TLS_CERT_REQS"):
+        load_settings({"REDIS_TLS_CERT_REQS": "maybe"})

@@ -1,0 +1,52 @@
+"""The documentation cannot drift from the code, and the ingress never imports the workers."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from shared.cli import main
+from shared.config import settings_table
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_readme_settings_table_is_current():
+    table = CliRunner().invoke(main, ["config", "--markdown"]).output.strip()
+    readme = (ROOT / "README.md").read_text()
+    assert table in readme, "regenerate the README table with `statuspipe config --markdown`"
+
+
+def test_env_example_names_every_setting():
+    example = (ROOT / ".env.example").read_text()
+    missing = [env for env, _, _ in settings_table() if f"\n{env}=" not in f"\n{example}"]
+    assert not missing
+
+
+def test_readme_opens_with_the_two_commands():
+    head = (ROOT / "README.md").read_text()[:600]
+    assert "make run" in head
+    assert "make test" in head
+
+
+def _imports(package: str) -> set[str]:
+    found: set[str] = set()
+    for path in (ROOT / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module.split(".")[0])
+    return found
+
+
+def test_ingress_does_not_import_workers():
+    # The web image stays thin: no Celery, no worker code on the request path.
+    assert "workers" not in _imports("ingest")
+    assert "celery" not in _imports("ingest")
+
+
+def test_shared_does_not_import_either_side():
+    assert not {"ingest", "workers", "celery", "flask"} & _imports("shared")
