@@ -8,6 +8,9 @@ The steps, all in the caller's transaction:
 3. upsert `message_events`, one row per (message, status), counting duplicates;
 4. flag messages that now hold two different final statuses for reconciliation;
 5. keep malformed entries in `dead_letters`.
+
+On PostgreSQL steps 1-4 run as the array statements of workers/persist_postgres.py (the drain's
+hot path); the SQLAlchemy statements below are the portable form, used for SQLite.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from sqlalchemy.orm import Session
 from shared.callback import Callback
 from shared.models import CallbackReceipt, DeadLetter, Message, MessageEvent
 from shared.statuses import STATUS_RANKS, Ranks
+from workers import persist_postgres as pg
 from workers.dedupe import collapse
 
 log = logging.getLogger(__name__)
@@ -173,15 +177,25 @@ def store_batch(
 ) -> BatchResult:
     """Write a batch in the session's transaction (the caller commits). Idempotent."""
     result = BatchResult(dead=len(dead))
-    fresh = _fresh(session, callbacks)
+    on_postgres = session.get_bind().dialect.name == "postgresql"
+    if on_postgres:
+        new_ids = pg.fresh_ids(session, [cb.stream_id for cb in callbacks]) if callbacks else set()
+        fresh = [cb for cb in callbacks if cb.stream_id in new_ids]
+    else:
+        fresh = _fresh(session, callbacks)
     result.stored = len(fresh)
     result.redelivered = len(callbacks) - len(fresh)
     if fresh:
         event_rows, message_rows = collapse(fresh)
-        _upsert_messages(session, [r.values() for r in message_rows])
-        _upsert_events(session, [r.values() for r in event_rows])
         final_sids = sorted({cb.message_sid for cb in fresh if cb.status in FINAL_STATUSES})
-        result.conflicts = _flag_conflicts(session, final_sids)
+        if on_postgres:
+            pg.upsert_messages(session, [r.values() for r in message_rows])
+            pg.upsert_events(session, [r.values() for r in event_rows])
+            result.conflicts = pg.flag_conflicts(session, final_sids, FINAL_STATUSES)
+        else:
+            _upsert_messages(session, [r.values() for r in message_rows])
+            _upsert_events(session, [r.values() for r in event_rows])
+            result.conflicts = _flag_conflicts(session, final_sids)
         for sid in result.conflicts:
             log.warning(
                 "conflicting final statuses for %s; keeping the first, flagged needs_reconcile",

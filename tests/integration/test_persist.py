@@ -1,13 +1,17 @@
-"""store_batch against real PostgreSQL: the rules of the audit trail and the current status."""
+"""store_batch against real PostgreSQL (its array statements) and SQLite (the portable ones, for
+`make run`): the rules of the audit trail and the current status hold on both."""
 
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from shared.callback import Callback
+from shared.config import load_settings
+from shared.db import make_engine
+from shared.migrate import upgrade
 from shared.models import CallbackReceipt, DeadLetter, Message, MessageEvent
 from tests.twilio_fixtures import new_sid
 from workers.persist import DeadEntry, purge_receipts, store_batch
@@ -32,6 +36,18 @@ def cb(sid, status, second=0, code=None, token=None, stream_id=None, **kw):
         carrier_done_at=kw.get("carrier_done_at"),
         raw={"fields": {"MessageStatus": status}},
     )
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def db(request, tmp_path):
+    if request.param == "postgresql":
+        yield request.getfixturevalue("db")
+        return
+    url = f"sqlite:///{tmp_path / 'statuspipe.db'}"
+    upgrade(url)
+    engine = make_engine(load_settings({"DATABASE_URL": url}))
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture
@@ -163,8 +179,9 @@ def test_rank_guard_holds_against_a_stale_writer(db, store):
 
 def test_purge_forgets_only_old_receipts(db, store):
     store([cb(new_sid(), "sent")])
-    with db.begin() as conn:
-        conn.execute(text("UPDATE callback_receipts SET processed_at = now() - interval '4 days'"))
+    with Session(db) as session, session.begin():
+        old = datetime.now(UTC) - timedelta(days=4)
+        session.execute(update(CallbackReceipt).values(processed_at=old))
     store([cb(new_sid(), "sent")])
     with Session(db) as session, session.begin():
         assert purge_receipts(session, 72) == 1

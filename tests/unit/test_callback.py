@@ -4,7 +4,13 @@ from urllib.parse import urlencode
 import pytest
 
 from shared import stream
-from shared.callback import MalformedCallback, from_entry, missing_field_reason, parse_carrier_done
+from shared.callback import (
+    MalformedCallback,
+    from_entry,
+    missing_field_reason,
+    parse_carrier_done,
+    parse_form,
+)
 from tests.twilio_fixtures import callback_fields
 
 SID = "SM" + "ab" * 16
@@ -98,7 +104,35 @@ def test_non_numeric_error_code_is_kept_raw_not_parsed():
         ("", None),
         ("26011514", None),
         ("notadate!!", None),
+        ("2613011200", None),  # month 13
+        ("2602300000", None),  # February 30th
+        ("9912312359", datetime(1999, 12, 31, 23, 59, tzinfo=UTC)),  # strptime's %y pivot
+        ("6801010000", datetime(2068, 1, 1, 0, 0, tzinfo=UTC)),
+        ("\u0662\u0663\u0660\u0663\u0660\u0667\u0662\u0661\u0665\u0665", None),  # non-ASCII digits
     ],
 )
 def test_carrier_done_date(raw, expected):
     assert parse_carrier_done(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "",
+        "a=1&b=2",
+        "a=1&a=2&a=3",
+        "To=%2B15551234567&Body=hello+world",
+        "flag&empty=&=novalue&&x==y",
+        "ErrorMessage=Unknown%20error%3A%20%C3%A9t%C3%A9",
+        "bad=%ZZ&trunc=%E2%82",
+        "k%2Bey=v%26alue&plus+key=a+b",
+    ],
+)
+def test_parse_form_matches_urllib(body):
+    from urllib.parse import parse_qsl
+
+    expected: dict = {}
+    for key, value in parse_qsl(body, keep_blank_values=True):
+        expected.setdefault(key, []).append(value)
+    got = {k: v if isinstance(v, list) else [v] for k, v in parse_form(body).items()}
+    assert got == expected

@@ -62,7 +62,6 @@ def upgrade() -> None:
     sa.Column('processed_at', sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.Column('duplicate_count', sa.Integer(), nullable=False),
     sa.Column('raw', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.ForeignKeyConstraint(['message_sid'], ['messages.sid'], name=op.f('fk_message_events_message_sid_messages'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_message_events')),
     sa.UniqueConstraint('message_sid', 'status', name=op.f('uq_message_events_message_sid_status'))
     )

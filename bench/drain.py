@@ -1,0 +1,165 @@
+"""Drain: 100k callbacks preloaded in Redis, persisted by 2 statuspipe worker processes, and by
+the naive one-task-per-callback reference (bench/naive_reference.py) on the same data."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import redis
+from sqlalchemy import create_engine, text
+
+from bench import env
+from bench.data import Callback, callbacks, expected_counts
+from shared import stream
+from shared.config import load_settings
+
+
+@dataclass
+class DrainResult:
+    name: str
+    callbacks: int
+    seconds: float
+    messages_ok: bool
+    events_ok: bool
+    counted_ok: bool
+    peak_rss_mib: float
+
+    @property
+    def rate(self) -> float:
+        return self.callbacks / self.seconds
+
+
+def preload_stream(client: redis.Redis, cbs: list[Callback]) -> None:
+    settings = load_settings({})
+    stream.ensure_group(client, settings.stream_key, settings.consumer_group)
+    now = repr(time.time())
+    pipe = client.pipeline(transaction=False)
+    for i, cb in enumerate(cbs, 1):
+        pipe.xadd(
+            settings.stream_key,
+            {stream.F_BODY: cb.body, stream.F_RECEIVED: now, stream.F_TOKEN: cb.token},
+        )
+        if i % 5000 == 0:
+            pipe.execute()
+    pipe.execute()
+
+
+def check_database(database_url: str, cbs: list[Callback]) -> tuple[bool, bool, bool]:
+    """Exactly the expected messages and audit rows, and every callback counted once."""
+    messages, pairs = expected_counts(cbs)
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        got_messages = conn.scalar(text("SELECT count(*) FROM messages"))
+        got_pairs = conn.scalar(text("SELECT count(*) FROM message_events"))
+        counted = conn.scalar(
+            text("SELECT coalesce(sum(1 + duplicate_count), 0) FROM message_events")
+        )
+    engine.dispose()
+    return got_messages == messages, got_pairs == pairs, counted == len(cbs)
+
+
+def _wait_drained(
+    client: redis.Redis, key: str, group: str, procs: list[env.Process], total: int
+) -> tuple[float, int]:
+    """Seconds from the first entry taken to the last one acknowledged, and peak RSS (KiB)."""
+    started = None
+    peak = 0
+    last_report = time.monotonic()
+    while True:
+        length = client.xlen(key)
+        pending = client.xpending(key, group)["pending"]
+        now = time.monotonic()
+        if started is None and (pending or length < total):
+            started = now
+        if started is not None and length == 0 and pending == 0:
+            return now - started, peak
+        peak = max(peak, sum(env.rss_kib(pid) for p in procs for pid in env.tree_pids(p.proc.pid)))
+        for p in procs:
+            if p.proc.poll() is not None:
+                raise RuntimeError(f"{p.name} exited; see {p.log_path}")
+        if now - last_report > 5:
+            print(f"    drain: {total - length:,}/{total:,} stored", flush=True)
+            last_report = now
+        time.sleep(0.02)
+
+
+def run_statuspipe(cbs: list[Callback], workers: int = 2) -> DrainResult:
+    database_url = env.fresh_database()
+    client = env.fresh_redis()
+    settings = load_settings({})
+    preload_stream(client, cbs)
+    run_env = env.base_env(database_url, LOG_LEVEL="INFO")
+    with env.processes() as procs:
+        for i in range(workers):
+            procs.append(env.Process(f"drain-worker-{i}", env.procfile("worker"), run_env))
+        seconds, peak = _wait_drained(
+            client, settings.stream_key, settings.consumer_group, procs, len(cbs)
+        )
+    ok = check_database(database_url, cbs)
+    return DrainResult(
+        f"statuspipe, {workers} worker processes", len(cbs), seconds, *ok, peak / 1024
+    )
+
+
+def run_naive(cbs: list[Callback], concurrency: int = 2) -> DrainResult:
+    from bench import naive_reference
+
+    database_url = env.fresh_database()
+    client = env.fresh_redis()
+    run_env = env.base_env(database_url)
+    app = naive_reference.make_app(env.REDIS_URL)
+    now = time.time()
+    with app.producer_or_acquire() as producer:
+        for cb in cbs:
+            naive_reference.store_one.apply_async(
+                (cb.fields, cb.token, now), producer=producer, app=app
+            )
+    queue = naive_reference.QUEUE
+    argv = [str(env.BIN / "celery"), "-A", "bench.naive_reference", "worker", "--pool", "prefork",
+            "--concurrency", str(concurrency), "--loglevel", "WARNING", "--without-gossip",
+            "--without-mingle", "--without-heartbeat", "-Q", queue]  # fmt: skip
+    total = len(cbs)
+    engine = create_engine(database_url)
+    with env.processes() as procs:
+        procs.append(env.Process("naive-worker", argv, run_env))
+        started = None
+        peak = 0
+        last_report = time.monotonic()
+        while True:
+            with engine.connect() as conn:
+                done = conn.scalar(
+                    text("SELECT coalesce(sum(1 + duplicate_count), 0) FROM message_events")
+                )
+            now_m = time.monotonic()
+            if started is None and (done or client.llen(queue) < total):
+                started = now_m
+            if done >= total:
+                break
+            peak = max(peak, sum(env.rss_kib(pid) for pid in env.tree_pids(procs[0].proc.pid)))
+            if procs[0].proc.poll() is not None:
+                raise RuntimeError(f"naive worker exited; see {procs[0].log_path}")
+            if now_m - last_report > 5:
+                print(f"    naive: {done:,}/{total:,} stored", flush=True)
+                last_report = now_m
+            time.sleep(0.05)
+        seconds = time.monotonic() - started
+    engine.dispose()
+    ok = check_database(database_url, cbs)
+    return DrainResult(
+        f"naive: one Celery task per callback ({concurrency} processes)",
+        total,
+        seconds,
+        *ok,
+        peak / 1024,
+    )
+
+
+if __name__ == "__main__":
+    import sys
+
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    data = callbacks(n)
+    result = run_statuspipe(data)
+    print(json.dumps({**result.__dict__, "rate": result.rate}))
