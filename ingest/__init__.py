@@ -8,32 +8,33 @@ import redis
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
-from ingest import api, health, views
+from ingest import api, health
+from ingest.callback_endpoint import MAX_BODY_BYTES, CallbackEndpoint
 from ingest.context import IngestContext
+from ingest.responses import plain
 from shared.config import Settings
 
 log = logging.getLogger(__name__)
-
-MAX_BODY_BYTES = 64 * 1024
 
 
 def create_app(settings: Settings, redis_client: redis.Redis | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    app.extensions["statuspipe"] = IngestContext.build(settings, redis_client)
-    app.register_blueprint(views.bp)
+    ctx = IngestContext.build(settings, redis_client)
+    app.extensions["statuspipe"] = ctx
+    app.wsgi_app = CallbackEndpoint(app.wsgi_app, ctx)  # type: ignore[method-assign]
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         # Plain, short reasons: the caller is a machine (Twilio) or an operator with curl.
-        return views.plain(exc.code or 500, exc.description or exc.name)
+        return plain(exc.code or 500, exc.description or exc.name)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         log.exception("unexpected error")
-        return views.plain(500, "internal error")
+        return plain(500, "internal error")
 
     if settings.signature_mode == "off":
         log.warning("SIGNATURE_MODE=off: callbacks are NOT authenticated; local development only")

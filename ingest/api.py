@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import and_, or_, select
 
 from ingest.context import IngestContext
-from ingest.views import plain
+from ingest.responses import plain
 from shared.callback import MESSAGE_SID_RE
 from shared.models import Message, MessageEvent
 

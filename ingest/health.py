@@ -6,7 +6,7 @@ import redis
 from flask import Blueprint, Response, current_app
 
 from ingest.context import IngestContext
-from ingest.views import plain
+from ingest.responses import plain
 
 bp = Blueprint("health", __name__)
 

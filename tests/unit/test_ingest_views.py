@@ -218,3 +218,37 @@ def test_unknown_route_and_method_are_plain_4xx(client):
     resp = c.put("/twilio/status")
     assert resp.status_code == 405
     assert resp.mimetype == "text/plain"
+
+
+def test_other_methods_are_405_with_allow(client):
+    c, redis = client
+    resp = c.put("/twilio/status", data=b"x")
+    assert resp.status_code == 405
+    assert "POST" in resp.headers["Allow"]
+    assert redis.xlen(STREAM) == 0
+
+
+def test_an_unexpected_error_is_a_logged_500_not_a_crash(client, monkeypatch, caplog):
+    c, _ = client
+
+    def boom(**_):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(c.application.extensions["statuspipe"].enqueuer, "enqueue", boom)
+    resp = post(c, "/twilio/status", callback_fields(new_sid(), "sent"))
+    assert resp.status_code == 500
+    assert resp.data == b"internal error"
+    assert "unexpected error" in caplog.text
+
+
+def test_a_junk_content_length_is_refused(client):
+    c, redis = client
+    body, headers = signed_post(PUBLIC + "/twilio/status", callback_fields(new_sid(), "sent"))
+    resp = c.post(
+        "/twilio/status",
+        data=body,
+        headers=headers,
+        environ_overrides={"CONTENT_LENGTH": "lots"},
+    )
+    assert resp.status_code in (400, 413)
+    assert redis.xlen(STREAM) == 0

@@ -1,0 +1,100 @@
+"""Ingress: the statuspipe ingress (signature validation on, one Redis round trip) against a bare
+Flask app that only answers 200, under the same gunicorn settings and the same wrk load."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass
+
+from bench import env
+from bench.data import callbacks, signature
+
+CONNECTIONS = 16
+
+
+@dataclass
+class IngressResult:
+    name: str
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    non2xx: int
+    socket_errors: int
+    peak_rss_mib: float
+
+
+def write_requests(count: int = 2000) -> str:
+    path = env.OUT / "signed-requests.tsv"
+    env.OUT.mkdir(parents=True, exist_ok=True)
+    url = f"{env.PUBLIC_URL}/twilio/status"
+    with path.open("w") as out:
+        for cb in callbacks(count, seed=11):
+            out.write(f"{signature(url, cb, env.AUTH_TOKEN)}\t{cb.token}\t{cb.body.decode()}\n")
+    return str(path)
+
+
+def _wrk(port: int, seconds: int, requests_file: str) -> dict:
+    cmd = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency",
+           "-s", str(env.ROOT / "bench" / "wrk_signed.lua"), f"http://127.0.0.1:{port}",
+           "--", requests_file]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith("WRK_JSON "))
+    return json.loads(line.removeprefix("WRK_JSON "))
+
+
+def measure(
+    name: str, app: str, seconds: int, requests_file: str, database_url: str
+) -> IngressResult:
+    port = 18000 + int(time.time()) % 1000
+    run_env = env.base_env(database_url, PORT=str(port), WEB_CONCURRENCY="2")
+    argv = [a if a != "ingest.wsgi:app" else app for a in env.procfile("web")]
+    with env.processes() as procs:
+        web = env.Process(f"ingress-{app.split(':')[0]}", argv, run_env)
+        procs.append(web)
+        env.wait_port(port)
+        _wrk(port, 2, requests_file)  # warm up: imports, connections
+        result = _wrk(port, seconds, requests_file)
+        peak = sum(env.rss_kib(pid, "VmHWM") for pid in env.tree_pids(web.proc.pid))
+    return IngressResult(
+        name,
+        result["requests"] / result["seconds"],
+        result["p50_ms"],
+        result["p99_ms"],
+        result["non2xx"],
+        result["socket_errors"],
+        peak / 1024,
+    )
+
+
+def run(seconds: int = 15) -> list[IngressResult]:
+    database_url = env.fresh_database()
+    client = env.fresh_redis()
+    requests_file = write_requests()
+    bare = measure(
+        "bare Flask, answers 200", "bench.bare_app:app", seconds, requests_file, database_url
+    )
+    ours = measure(
+        "statuspipe ingress (signature on, XADD)",
+        "ingest.wsgi:app",
+        seconds,
+        requests_file,
+        database_url,
+    )
+    accepted = client.xlen(load_stream_key())
+    client.delete(load_stream_key())
+    if accepted == 0 or ours.non2xx:
+        raise RuntimeError(f"ingress answered {ours.non2xx} non-2xx; stream holds {accepted}")
+    return [bare, ours]
+
+
+def load_stream_key() -> str:
+    from shared.config import load_settings
+
+    return load_settings({}).stream_key
+
+
+if __name__ == "__main__":
+    for r in run(10):
+        print(r)
