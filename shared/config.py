@@ -154,6 +154,14 @@ class Settings:
         default=1000,
         metadata={"env": "BLOCK_MS", "doc": "How long an idle worker waits on the stream."},
     )
+    batch_linger_ms: int = field(
+        default=50,
+        metadata={
+            "env": "BATCH_LINGER_MS",
+            "doc": "When a read returns a part-full batch, wait this long for more before storing"
+            " it: fewer, larger transactions under light load (0: store at once).",
+        },
+    )
     claim_idle_seconds: float = field(
         default=20.0,
         metadata={
@@ -206,6 +214,7 @@ _PARSERS: dict[str, Any] = {
     "redis_timeout_seconds": lambda n, r: _parse_float(n, r, 0.01),
     "batch_size": lambda n, r: _parse_int(n, r, 1),
     "block_ms": lambda n, r: _parse_int(n, r, 1),
+    "batch_linger_ms": lambda n, r: _parse_int(n, r, 0),
     "claim_idle_seconds": lambda n, r: _parse_float(n, r, 0.1),
     "claim_interval_seconds": lambda n, r: _parse_float(n, r, 0.1),
     "receipt_retention_hours": lambda n, r: _parse_int(n, r, 1),
