@@ -111,11 +111,10 @@ def run_naive(cbs: list[Callback], concurrency: int = 2) -> DrainResult:
     run_env = env.base_env(database_url)
     app = naive_reference.make_app(env.REDIS_URL)
     now = time.time()
+    print(f"    naive: queueing {len(cbs):,} tasks", flush=True)
     with app.producer_or_acquire() as producer:
         for cb in cbs:
-            naive_reference.store_one.apply_async(
-                (cb.fields, cb.token, now), producer=producer, app=app
-            )
+            app.send_task("naive.store_one", (cb.fields, cb.token, now), producer=producer)
     queue = naive_reference.QUEUE
     argv = [str(env.BIN / "celery"), "-A", "bench.naive_reference", "worker", "--pool", "prefork",
             "--concurrency", str(concurrency), "--loglevel", "WARNING", "--without-gossip",

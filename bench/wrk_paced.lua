@@ -1,0 +1,75 @@
+-- Offers each pre-signed callback exactly once, at a constant total rate, then stops.
+-- args: requests file (signature TAB token TAB body per line), rate per second.
+-- Paced with wrk's delay() and a wall clock from LuaJIT's FFI (wrk itself has no rate option).
+local ffi = require("ffi")
+ffi.cdef[[
+  typedef struct { long tv_sec; long tv_usec; } timeval;
+  int gettimeofday(timeval *tv, void *tz);
+]]
+local tv = ffi.new("timeval")
+local function now()
+  ffi.C.gettimeofday(tv, nil)
+  return tonumber(tv.tv_sec) + tonumber(tv.tv_usec) / 1e6
+end
+
+local requests, sent, rate, start = {}, 0, 1000, nil
+acks, refusals = 0, 0  -- globals: done() reads them through thread:get()
+local threads = {}
+
+function setup(thread)
+  threads[#threads + 1] = thread
+end
+
+function init(args)
+  rate = tonumber(args[2])
+  for line in io.lines(args[1]) do
+    local sig, token, body = line:match("^([^\t]*)\t([^\t]*)\t(.*)$")
+    requests[#requests + 1] = wrk.format("POST", "/twilio/status", {
+      ["Content-Type"] = "application/x-www-form-urlencoded; charset=utf-8",
+      ["X-Twilio-Signature"] = sig,
+      ["I-Twilio-Idempotency-Token"] = token,
+      ["User-Agent"] = "TwilioProxy/1.1",
+      ["Connection"] = "close",
+    }, body)
+  end
+end
+
+function delay()
+  if start == nil then start = now() end
+  if sent >= #requests then return 3600000 end  -- all offered: stay quiet until wrk stops
+  local due = start + sent / rate
+  local wait = (due - now()) * 1000
+  if wait < 0 then return 0 end
+  return wait
+end
+
+function request()
+  sent = sent + 1
+  if sent > #requests then
+    -- A connection's first request skips delay(): never send a callback twice, ask the probe.
+    return wrk.format("GET", "/healthz")
+  end
+  return requests[sent]
+end
+
+function response(status, headers, body)
+  -- A callback's 200 has an empty body; the probe's has text.
+  if status >= 200 and status < 300 then
+    if #body == 0 then acks = acks + 1 end
+  else
+    refusals = refusals + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local acked, refused = 0, 0
+  for _, t in ipairs(threads) do
+    acked = acked + t:get("acks")
+    refused = refused + t:get("refusals")
+  end
+  io.write(string.format(
+    'WRK_JSON {"acks": %d, "refused": %d, "requests": %d, "seconds": %f, "p50_ms": %f, "p99_ms": %f, "non2xx": %d, "socket_errors": %d}\n',
+    acked, refused, summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
