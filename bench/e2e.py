@@ -188,6 +188,10 @@ def run(rate: int = 1000, seconds: int = 60, workers: int = 2) -> E2EResult:
         sampler.start()
         wrk = _offer(port, rate, seconds, requests_file)
         acknowledged = wrk["acks"]
+        print(
+            f"    e2e: wrk sent {wrk['offered']:,} callbacks, {acknowledged:,} answered 2xx",
+            flush=True,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len(watcher.seen) < acknowledged:
             time.sleep(0.2)
