@@ -12,6 +12,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import redis
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
@@ -206,7 +207,12 @@ def test_worker_killed_mid_batch_loses_nothing(spawn, env, db, redis_client, pg_
 
     # Hold a lock the worker's transaction needs, so it is provably mid-batch when killed.
     def pending():
-        return redis_client.xpending(env_stream(env), "statuspipe")["pending"]
+        try:
+            return redis_client.xpending(env_stream(env), "statuspipe")["pending"]
+        except redis.ResponseError as exc:  # the worker has not created its group yet
+            if "NOGROUP" not in str(exc):
+                raise
+            return 0
 
     blocker = pg_engine.connect()
     try:
