@@ -102,29 +102,25 @@ class Drainer:
 
     # --- Redis side -------------------------------------------------------------------------
 
-    def _read_new(self) -> Entries:
+    def _read(self, count: int, block_ms: int | None) -> Entries:
         reply = self.redis.xreadgroup(
             self.settings.consumer_group,
             self.name,
             {self.settings.stream_key: ">"},
-            count=self.settings.batch_size,
-            block=self.settings.block_ms,
+            count=count,
+            block=block_ms,
         )
-        entries = reply[0][1] if reply else []
+        return reply[0][1] if reply else []
+
+    def _read_new(self) -> Entries:
+        entries = self._read(self.settings.batch_size, self.settings.block_ms)
         linger = self.settings.batch_linger_ms
         if entries and linger and len(entries) < self.settings.batch_size // 2:
             # A trickle: a short wait turns many one-callback transactions into one, which costs
             # both this worker and PostgreSQL far less CPU per callback.
             if self.stop.wait(linger / 1000):
                 return entries
-            more = self.redis.xreadgroup(
-                self.settings.consumer_group,
-                self.name,
-                {self.settings.stream_key: ">"},
-                count=self.settings.batch_size - len(entries),
-            )
-            if more:
-                entries = entries + more[0][1]
+            entries += self._read(self.settings.batch_size - len(entries), None)
         return entries
 
     def _claim_stale(self) -> Entries:
