@@ -144,3 +144,27 @@ def test_group_is_recreated_if_redis_lost_it(settings, redis_client, db, drainer
     d.stop.set()
     t.join(10)
     assert count(db, Message) == 1
+
+
+@pytest.mark.parametrize(("linger_ms", "first_batch"), [(0, 1), (400, 6)])
+def test_a_trickle_lingers_into_one_transaction(settings, redis_client, db, linger_ms, first_batch):
+    """BATCH_LINGER_MS: a part-full read waits once for more before storing."""
+    import dataclasses
+    import threading
+
+    lingering = dataclasses.replace(settings, batch_linger_ms=linger_ms)
+    drainer = Drainer(lingering, redis_client, make_sessionmaker(db), name="trickle")
+    stream.ensure_group(redis_client, settings.stream_key, settings.consumer_group)
+    enqueue(settings, redis_client, callback_fields(new_sid(), "sent"))
+
+    def later():
+        time.sleep(0.1)
+        for _ in range(5):
+            enqueue(settings, redis_client, callback_fields(new_sid(), "sent"))
+
+    feeder = threading.Thread(target=later)
+    feeder.start()
+    assert drainer.step() == first_batch
+    feeder.join()
+    assert drainer.stats.batches == 1
+    assert count(db, MessageEvent) == first_batch

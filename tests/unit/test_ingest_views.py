@@ -252,3 +252,28 @@ def test_a_junk_content_length_is_refused(client):
     )
     assert resp.status_code in (400, 413)
     assert redis.xlen(STREAM) == 0
+
+
+def test_repeated_fields_are_signed_as_twilio_signs_them(client):
+    from urllib.parse import urlencode
+
+    from twilio.request_validator import RequestValidator
+    from werkzeug.datastructures import MultiDict
+
+    c, redis = client
+    pairs = [*callback_fields(new_sid(), "sent").items(), ("Tag", "b"), ("Tag", "a")]
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(
+        PUBLIC + "/twilio/status", MultiDict(pairs)
+    )
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature}
+    resp = c.post("/twilio/status", data=urlencode(pairs).encode(), headers=headers)
+    assert resp.status_code == 200
+    assert redis.xlen(STREAM) == 1
+    # Signed without the repeat, the same body must not pass.
+    wrong = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC + "/twilio/status", dict(pairs))
+    resp = c.post(
+        "/twilio/status",
+        data=urlencode(pairs).encode(),
+        headers={**headers, "X-Twilio-Signature": wrong},
+    )
+    assert resp.status_code == 403
