@@ -150,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         "## End to end",
         f"{r.rate:,} signed callbacks/s offered for {r.seconds}s on new connections (as Twilio"
         " sends them) to gunicorn + 2 worker processes. Latency: from the ingress appending the"
-        " callback to Redis (its 200 follows at once) to the row being visible in PostgreSQL (polled every {e2e.POLL_SECONDS * 1000:.0f} ms, so"
-        " an upper bound).",
+        " callback to Redis (its 200 follows at once) to the row being visible in PostgreSQL"
+        f" (polled every {e2e.POLL_SECONDS * 1000:.0f} ms, so an upper bound).",
         "",
         "| offered | acknowledged | not acknowledged | p50 ms | p99 ms | max ms | lost | double-counted | web peak RSS (MiB) | worker peak RSS (MiB) |",
         "|---|---|---|---|---|---|---|---|---|---|",
