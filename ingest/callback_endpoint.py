@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from typing import Any
 
 import redis
@@ -28,17 +29,6 @@ MAX_BODY_BYTES = 64 * 1024
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-
-_REASONS = {
-    200: "200 OK",
-    400: "400 Bad Request",
-    403: "403 Forbidden",
-    405: "405 Method Not Allowed",
-    413: "413 Content Too Large",
-    415: "415 Unsupported Media Type",
-    500: "500 Internal Server Error",
-    503: "503 Service Unavailable",
-}
 
 
 class FormValues(dict[str, Any]):
@@ -66,7 +56,7 @@ class CallbackEndpoint:
             status, text, headers = 500, "internal error", []
         body = text.encode()
         start_response(
-            _REASONS[status],
+            f"{status} {HTTPStatus(status).phrase}",
             [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
              *headers],
         )  # fmt: skip

@@ -16,10 +16,10 @@ hot path); the SQLAlchemy statements below are the portable form, used for SQLit
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, and_, case, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -75,18 +75,15 @@ def _least(session: Session, a: Any, b: Any) -> ColumnElement[Any]:
     return func.least(a, b)
 
 
-def _fresh(session: Session, callbacks: Sequence[Callback]) -> list[Callback]:
-    """Record receipts; return only callbacks whose stream id was not stored before."""
-    if not callbacks:
-        return []
+def _fresh_ids(session: Session, stream_ids: list[str]) -> set[str]:
+    """Record receipts; return the stream ids that were not stored before."""
     stmt = (
         _insert(session, CallbackReceipt.__table__)
         .on_conflict_do_nothing(index_elements=["stream_id"])
         .returning(CallbackReceipt.__table__.c.stream_id)
     )
-    rows = session.execute(stmt, [{"stream_id": cb.stream_id} for cb in callbacks])
-    new_ids = set(rows.scalars().all())
-    return [cb for cb in callbacks if cb.stream_id in new_ids]
+    rows = session.execute(stmt, [{"stream_id": i} for i in stream_ids])
+    return set(rows.scalars().all())
 
 
 def _upsert_messages(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -142,14 +139,12 @@ def _upsert_events(session: Session, rows: list[dict[str, Any]]) -> None:
     session.execute(stmt.returning(e.id), rows).close()
 
 
-def _flag_conflicts(session: Session, sids: list[str]) -> list[str]:
+def _flag_conflicts(session: Session, sids: list[str], final_statuses: list[str]) -> list[str]:
     """Mark messages holding two different final statuses; return the newly flagged sids."""
-    if not sids:
-        return []
     e = MessageEvent.__table__.c
     finals = (
         select(func.count())
-        .where(and_(e.message_sid == Message.sid, e.status.in_(FINAL_STATUSES)))
+        .where(and_(e.message_sid == Message.sid, e.status.in_(final_statuses)))
         .scalar_subquery()
     )
     stmt = (
@@ -159,6 +154,19 @@ def _flag_conflicts(session: Session, sids: list[str]) -> list[str]:
         .returning(Message.sid)
     )
     return list(session.execute(stmt).scalars().all())
+
+
+class _Statements(NamedTuple):
+    """Steps 1-4 for one kind of database; store_batch picks the set once per batch."""
+
+    fresh_ids: Callable[[Session, list[str]], set[str]]
+    upsert_messages: Callable[[Session, list[dict[str, Any]]], None]
+    upsert_events: Callable[[Session, list[dict[str, Any]]], None]
+    flag_conflicts: Callable[[Session, list[str], list[str]], list[str]]
+
+
+_PORTABLE = _Statements(_fresh_ids, _upsert_messages, _upsert_events, _flag_conflicts)
+_POSTGRES = _Statements(pg.fresh_ids, pg.upsert_messages, pg.upsert_events, pg.flag_conflicts)
 
 
 def _store_dead(session: Session, dead: Sequence[DeadEntry]) -> None:
@@ -177,25 +185,18 @@ def store_batch(
 ) -> BatchResult:
     """Write a batch in the session's transaction (the caller commits). Idempotent."""
     result = BatchResult(dead=len(dead))
-    on_postgres = session.get_bind().dialect.name == "postgresql"
-    if on_postgres:
-        new_ids = pg.fresh_ids(session, [cb.stream_id for cb in callbacks]) if callbacks else set()
-        fresh = [cb for cb in callbacks if cb.stream_id in new_ids]
-    else:
-        fresh = _fresh(session, callbacks)
+    sql = _POSTGRES if session.get_bind().dialect.name == "postgresql" else _PORTABLE
+    new_ids = sql.fresh_ids(session, [cb.stream_id for cb in callbacks]) if callbacks else set()
+    fresh = [cb for cb in callbacks if cb.stream_id in new_ids]
     result.stored = len(fresh)
     result.redelivered = len(callbacks) - len(fresh)
     if fresh:
         event_rows, message_rows = collapse(fresh)
+        sql.upsert_messages(session, [r.values() for r in message_rows])
+        sql.upsert_events(session, [r.values() for r in event_rows])
         final_sids = sorted({cb.message_sid for cb in fresh if cb.status in FINAL_STATUSES})
-        if on_postgres:
-            pg.upsert_messages(session, [r.values() for r in message_rows])
-            pg.upsert_events(session, [r.values() for r in event_rows])
-            result.conflicts = pg.flag_conflicts(session, final_sids, FINAL_STATUSES)
-        else:
-            _upsert_messages(session, [r.values() for r in message_rows])
-            _upsert_events(session, [r.values() for r in event_rows])
-            result.conflicts = _flag_conflicts(session, final_sids)
+        if final_sids:
+            result.conflicts = sql.flag_conflicts(session, final_sids, FINAL_STATUSES)
         for sid in result.conflicts:
             log.warning(
                 "conflicting final statuses for %s; keeping the first, flagged needs_reconcile",

@@ -77,42 +77,34 @@ def fresh_ids(session: Session, stream_ids: list[str]) -> set[str]:
     return set(session.execute(_RECEIPTS, {"ids": stream_ids}).scalars())
 
 
+# Statement parameter -> row key, in the column order of the statements above.
+_MESSAGE_ARRAYS = {
+    "sid": "sid", "account_sid": "account_sid", "to": "to", "from": "from",
+    "service": "messaging_service_sid", "status": "status", "rank": "status_rank",
+    "error_code": "error_code", "error_message": "error_message", "created_at": "created_at",
+    "status_updated_at": "status_updated_at", "received_at": "callback_received_at",
+    "carrier_done_at": "carrier_done_at",
+}  # fmt: skip
+_EVENT_ARRAYS = {
+    "sid": "message_sid", "status": "status", "error_code": "error_code",
+    "error_message": "error_message", "token": "idempotency_token", "received_at": "received_at",
+    "duplicates": "duplicate_count",
+}  # fmt: skip
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _arrays(rows: list[dict[str, Any]], columns: dict[str, str]) -> dict[str, list[Any]]:
+    return {param: [r[key] for r in rows] for param, key in columns.items()}
+
+
 def upsert_messages(session: Session, rows: list[dict[str, Any]]) -> None:
-    session.execute(
-        _MESSAGES,
-        {
-            "sid": [r["sid"] for r in rows],
-            "account_sid": [r["account_sid"] for r in rows],
-            "to": [r["to"] for r in rows],
-            "from": [r["from"] for r in rows],
-            "service": [r["messaging_service_sid"] for r in rows],
-            "status": [r["status"] for r in rows],
-            "rank": [r["status_rank"] for r in rows],
-            "error_code": [r["error_code"] for r in rows],
-            "error_message": [r["error_message"] for r in rows],
-            "created_at": [r["created_at"] for r in rows],
-            "status_updated_at": [r["status_updated_at"] for r in rows],
-            "received_at": [r["callback_received_at"] for r in rows],
-            "carrier_done_at": [r["carrier_done_at"] for r in rows],
-        },
-    )
+    session.execute(_MESSAGES, _arrays(rows, _MESSAGE_ARRAYS))
 
 
 def upsert_events(session: Session, rows: list[dict[str, Any]]) -> None:
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    session.execute(
-        _EVENTS,
-        {
-            "sid": [r["message_sid"] for r in rows],
-            "status": [r["status"] for r in rows],
-            "error_code": [r["error_code"] for r in rows],
-            "error_message": [r["error_message"] for r in rows],
-            "token": [r["idempotency_token"] for r in rows],
-            "received_at": [r["received_at"] for r in rows],
-            "duplicates": [r["duplicate_count"] for r in rows],
-            "raw": [dumps(r["raw"]) for r in rows],
-        },
-    )
+    params = _arrays(rows, _EVENT_ARRAYS)
+    params["raw"] = [_dumps(r["raw"]) for r in rows]
+    session.execute(_EVENTS, params)
 
 
 def flag_conflicts(session: Session, sids: list[str], finals: list[str]) -> list[str]:
