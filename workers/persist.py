@@ -9,7 +9,7 @@ The steps, all in the caller's transaction:
 4. flag messages that now hold two different final statuses for reconciliation;
 5. keep malformed entries in `dead_letters`.
 
-On PostgreSQL steps 1-4 run as the array statements of workers/persist_postgres.py (the drain's
+On PostgreSQL steps 2-3 load their rows with COPY (workers/persist_postgres.py, the drain's
 hot path); the SQLAlchemy statements below are the portable form, used for SQLite.
 """
 
@@ -29,7 +29,7 @@ from shared.callback import Callback
 from shared.models import CallbackReceipt, DeadLetter, Message, MessageEvent
 from shared.statuses import STATUS_RANKS, Ranks
 from workers import persist_postgres as pg
-from workers.dedupe import collapse
+from workers.dedupe import EventRow, MessageRow, collapse
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,8 @@ def _fresh_ids(session: Session, stream_ids: list[str]) -> set[str]:
     return set(rows.scalars().all())
 
 
-def _upsert_messages(session: Session, rows: list[dict[str, Any]]) -> None:
+def _upsert_messages(session: Session, message_rows: list[MessageRow]) -> None:
+    rows = [r.values() for r in message_rows]
     stmt = _insert(session, Message.__table__)
     ex = stmt.excluded
     m = Message.__table__.c
@@ -124,7 +125,8 @@ def _upsert_messages(session: Session, rows: list[dict[str, Any]]) -> None:
     session.execute(stmt.returning(m.sid), rows).close()
 
 
-def _upsert_events(session: Session, rows: list[dict[str, Any]]) -> None:
+def _upsert_events(session: Session, event_rows: list[EventRow]) -> None:
+    rows = [r.values() for r in event_rows]
     stmt = _insert(session, MessageEvent.__table__)
     ex = stmt.excluded
     e = MessageEvent.__table__.c
@@ -160,8 +162,8 @@ class _Statements(NamedTuple):
     """Steps 1-4 for one kind of database; store_batch picks the set once per batch."""
 
     fresh_ids: Callable[[Session, list[str]], set[str]]
-    upsert_messages: Callable[[Session, list[dict[str, Any]]], None]
-    upsert_events: Callable[[Session, list[dict[str, Any]]], None]
+    upsert_messages: Callable[[Session, list[MessageRow]], None]
+    upsert_events: Callable[[Session, list[EventRow]], None]
     flag_conflicts: Callable[[Session, list[str], list[str]], list[str]]
 
 
@@ -192,8 +194,8 @@ def store_batch(
     result.redelivered = len(callbacks) - len(fresh)
     if fresh:
         event_rows, message_rows = collapse(fresh)
-        sql.upsert_messages(session, [r.values() for r in message_rows])
-        sql.upsert_events(session, [r.values() for r in event_rows])
+        sql.upsert_messages(session, message_rows)
+        sql.upsert_events(session, event_rows)
         final_sids = sorted({cb.message_sid for cb in fresh if cb.status in FINAL_STATUSES})
         if final_sids:
             result.conflicts = sql.flag_conflicts(session, final_sids, FINAL_STATUSES)
