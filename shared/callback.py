@@ -39,10 +39,22 @@ class Callback:
     raw: dict[str, Any]
 
 
+def _unquote_plus(text: str) -> str:
+    if "+" in text:
+        text = text.replace("+", " ")
+    if "%" not in text:
+        return text
+    # Phone numbers (%2B) are nearly all the escapes Twilio sends; urllib's unquote costs ten
+    # times more and was the largest single cost of the drain's parsing.
+    if text.count("%") == text.count("%2B"):
+        return text.replace("%2B", "+")
+    return unquote(text)
+
+
 def parse_form(data: bytes | str) -> dict[str, str | list[str]]:
     """Form body to a dict; a repeated key keeps all its values as a list.
 
-    Same result as urllib's parse_qsl(keep_blank_values=True), at a third of the cost: most
+    Same result as urllib's parse_qsl(keep_blank_values=True), at a fraction of the cost: most
     pieces of a Twilio body need no unquoting, and this runs once per callback in the drain."""
     text = data.decode("utf-8") if isinstance(data, bytes) else data
     out: dict[str, str | list[str]] = {}
@@ -51,8 +63,8 @@ def parse_form(data: bytes | str) -> dict[str, str | list[str]]:
             continue
         key, _, value = piece.partition("=")
         if "%" in piece or "+" in piece:
-            key = unquote(key.replace("+", " "))
-            value = unquote(value.replace("+", " "))
+            key = _unquote_plus(key)
+            value = _unquote_plus(value)
         if key in out:
             prev = out[key]
             out[key] = [*prev, value] if isinstance(prev, list) else [prev, value]

@@ -126,6 +126,8 @@ def test_carrier_done_date(raw, expected):
         "ErrorMessage=Unknown%20error%3A%20%C3%A9t%C3%A9",
         "bad=%ZZ&trunc=%E2%82",
         "k%2Bey=v%26alue&plus+key=a+b",
+        "To=%2B1555%2B%2b2&From=+%2B1&x=%2B%20",  # the %2B-only fast path and its neighbours
+        "a=%2B%&b=%%2B&c=%2",
     ],
 )
 def test_parse_form_matches_urllib(body):
