@@ -81,9 +81,13 @@ class Message(Base):
     status_updated_at: Mapped[datetime | None] = mapped_column(UtcTime)
     callback_received_at: Mapped[datetime] = mapped_column(UtcTime, nullable=False)
     carrier_done_at: Mapped[datetime | None] = mapped_column(UtcTime)
+    # The first final status stored. A different final status later (delivered, then
+    # undelivered) is a conflict: kept in the audit trail, flagged here for reconciliation.
+    final_status: Mapped[str | None] = mapped_column(String(32))
     needs_reconcile: Mapped[bool] = mapped_column(
         Boolean, nullable=False, default=False, server_default=false()
     )
+    reconcile_flagged_at: Mapped[datetime | None] = mapped_column(UtcTime)
 
     __table_args__ = (
         Index("ix_messages_status_created_at", "status", "created_at"),

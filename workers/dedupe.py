@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.callback import Callback
-from shared.statuses import UNKNOWN_RANK, advances, rank
+from shared.statuses import UNKNOWN_RANK, Ranks, advances, rank
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,8 @@ class MessageRow:
     any_callback: Callback
     first_received: datetime
     last_received: datetime
+    final_status: str | None = None  # the first final status received in the batch
+    conflict: bool = False  # the batch itself holds two different final statuses
 
     def values(self) -> dict[str, Any]:
         cb = self.best or self.any_callback
@@ -61,7 +63,8 @@ class MessageRow:
             "status_updated_at": cb.received_at if known else None,
             "callback_received_at": self.last_received,
             "carrier_done_at": cb.carrier_done_at if known else None,
-            "needs_reconcile": False,
+            "final_status": self.final_status,
+            "needs_reconcile": self.conflict,
         }
 
 
@@ -73,12 +76,14 @@ def collapse(callbacks: list[Callback]) -> tuple[list[EventRow], list[MessageRow
     """Group callbacks by (sid, status) and by sid.
 
     The earliest-received callback of a pair is the one kept; within a message the highest rank
-    wins and, among equal ranks, the first received (a later different final status is a
-    conflict that the database step flags). Rows come back sorted by key so that concurrent
-    workers lock rows in the same order and cannot deadlock each other.
+    wins and, among equal ranks, the first received. The first final status is kept apart: a
+    different final status, in this batch or a later one, is a conflict to reconcile. Rows come
+    back sorted by key so that concurrent workers lock rows in the same order and cannot
+    deadlock each other.
     """
     ordered = sorted(callbacks, key=_sort_key)
     events: dict[tuple[str, str], list[Any]] = {}
+    # sid -> [best, any callback, first received, last received, first final status, conflict]
     messages: dict[str, list[Any]] = {}
     for cb in ordered:
         key = (cb.message_sid, cb.status)
@@ -87,19 +92,23 @@ def collapse(callbacks: list[Callback]) -> tuple[list[EventRow], list[MessageRow
         else:
             events[key] = [cb, 0]
 
+        cb_rank = rank(cb.status)
+        final = cb.status if cb_rank == Ranks.FINAL else None
         entry = messages.get(cb.message_sid)
         if entry is None:
-            best = cb if rank(cb.status) != UNKNOWN_RANK else None
-            messages[cb.message_sid] = [best, cb, cb.received_at, cb.received_at]
+            best = cb if cb_rank != UNKNOWN_RANK else None
+            messages[cb.message_sid] = [best, cb, cb.received_at, cb.received_at, final, False]
             continue
         best = entry[0]
-        if advances(rank(best.status) if best else UNKNOWN_RANK, rank(cb.status)):
+        if advances(rank(best.status) if best else UNKNOWN_RANK, cb_rank):
             entry[0] = cb
         entry[3] = cb.received_at  # ordered, so the last one seen is the latest
+        if final:
+            if entry[4] is None:
+                entry[4] = final
+            elif entry[4] != final:
+                entry[5] = True
 
     event_rows = [EventRow(first=v[0], duplicates=v[1]) for _, v in sorted(events.items())]
-    message_rows = [
-        MessageRow(best=v[0], any_callback=v[1], first_received=v[2], last_received=v[3])
-        for _, v in sorted(messages.items())
-    ]
+    message_rows = [MessageRow(*v) for _, v in sorted(messages.items())]
     return event_rows, message_rows

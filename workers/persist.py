@@ -4,10 +4,10 @@ The steps, all in the caller's transaction:
 1. record the stream ids in `callback_receipts`; ids already there were stored by an earlier
    delivery of the same entry (a worker died between commit and XACK) and are dropped;
 2. upsert `messages` with the rank guard inside the statement, so no interleaving of workers
-   can move a status backwards;
+   can move a status backwards; a final status other than the first one kept flags the message
+   for reconciliation (`needs_reconcile`);
 3. upsert `message_events`, one row per (message, status), counting duplicates;
-4. flag messages that now hold two different final statuses for reconciliation;
-5. keep malformed entries in `dead_letters`.
+4. keep malformed entries in `dead_letters`.
 
 On PostgreSQL steps 2-3 load their rows with COPY (workers/persist_postgres.py, the drain's
 hot path); the SQLAlchemy statements below are the portable form, used for SQLite.
@@ -21,19 +21,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, select, update
+from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from shared.callback import Callback
-from shared.models import CallbackReceipt, DeadLetter, Message, MessageEvent
-from shared.statuses import STATUS_RANKS, Ranks
+from shared.models import CallbackReceipt, DeadLetter, Message, MessageEvent, UtcTime
 from workers import persist_postgres as pg
 from workers.dedupe import EventRow, MessageRow, collapse
 
 log = logging.getLogger(__name__)
-
-FINAL_STATUSES = sorted(s for s, r in STATUS_RANKS.items() if r == Ranks.FINAL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,12 +83,28 @@ def _fresh_ids(session: Session, stream_ids: list[str]) -> set[str]:
     return set(rows.scalars().all())
 
 
-def _upsert_messages(session: Session, message_rows: list[MessageRow]) -> None:
+def _flagged(session: Session, sids: list[str]) -> set[str]:
+    m = Message.__table__.c
+    return set(session.scalars(select(m.sid).where(m.sid.in_(sids), m.needs_reconcile)))
+
+
+def _upsert_messages(session: Session, message_rows: list[MessageRow]) -> list[str]:
     rows = [r.values() for r in message_rows]
+    now = literal(datetime.now(UTC), UtcTime())
+    for row in rows:
+        row["reconcile_flagged_at"] = now.value if row["needs_reconcile"] else None
+    sids = [r["sid"] for r in rows]
+    already = _flagged(session, sids)
+
     stmt = _insert(session, Message.__table__)
     ex = stmt.excluded
     m = Message.__table__.c
     moves = ex.status_rank > m.status_rank
+    other_final = and_(
+        m.final_status.is_not(None),
+        ex.final_status.is_not(None),
+        m.final_status != ex.final_status,
+    )
 
     def when_moves(new: Any, old: Any) -> Any:
         return case((moves, new), else_=old)
@@ -118,11 +131,19 @@ def _upsert_messages(session: Session, message_rows: list[MessageRow]) -> None:
             "messaging_service_sid": func.coalesce(
                 m.messaging_service_sid, ex.messaging_service_sid
             ),
+            "final_status": func.coalesce(m.final_status, ex.final_status),
+            "needs_reconcile": or_(m.needs_reconcile, ex.needs_reconcile, other_final),
+            "reconcile_flagged_at": case(
+                (m.needs_reconcile, m.reconcile_flagged_at),
+                (or_(ex.needs_reconcile, other_final), now),
+                else_=None,
+            ),
         },
     )
     # RETURNING makes SQLAlchemy send the rows as one multi-row VALUES statement per page;
     # without it an upsert falls back to one round trip per row (SQLAlchemy #13130).
     session.execute(stmt.returning(m.sid), rows).close()
+    return sorted(_flagged(session, sids) - already)
 
 
 def _upsert_events(session: Session, event_rows: list[EventRow]) -> None:
@@ -141,34 +162,16 @@ def _upsert_events(session: Session, event_rows: list[EventRow]) -> None:
     session.execute(stmt.returning(e.id), rows).close()
 
 
-def _flag_conflicts(session: Session, sids: list[str], final_statuses: list[str]) -> list[str]:
-    """Mark messages holding two different final statuses; return the newly flagged sids."""
-    e = MessageEvent.__table__.c
-    finals = (
-        select(func.count())
-        .where(and_(e.message_sid == Message.sid, e.status.in_(final_statuses)))
-        .scalar_subquery()
-    )
-    stmt = (
-        update(Message)
-        .where(and_(Message.sid.in_(sids), Message.needs_reconcile.is_(False), finals > 1))
-        .values(needs_reconcile=literal(True))
-        .returning(Message.sid)
-    )
-    return list(session.execute(stmt).scalars().all())
-
-
 class _Statements(NamedTuple):
-    """Steps 1-4 for one kind of database; store_batch picks the set once per batch."""
+    """Steps 1-3 for one kind of database; store_batch picks the set once per batch."""
 
     fresh_ids: Callable[[Session, list[str]], set[str]]
-    upsert_messages: Callable[[Session, list[MessageRow]], None]
+    upsert_messages: Callable[[Session, list[MessageRow]], list[str]]  # -> newly flagged sids
     upsert_events: Callable[[Session, list[EventRow]], None]
-    flag_conflicts: Callable[[Session, list[str], list[str]], list[str]]
 
 
-_PORTABLE = _Statements(_fresh_ids, _upsert_messages, _upsert_events, _flag_conflicts)
-_POSTGRES = _Statements(pg.fresh_ids, pg.upsert_messages, pg.upsert_events, pg.flag_conflicts)
+_PORTABLE = _Statements(_fresh_ids, _upsert_messages, _upsert_events)
+_POSTGRES = _Statements(pg.fresh_ids, pg.upsert_messages, pg.upsert_events)
 
 
 def _store_dead(session: Session, dead: Sequence[DeadEntry]) -> None:
@@ -194,11 +197,8 @@ def store_batch(
     result.redelivered = len(callbacks) - len(fresh)
     if fresh:
         event_rows, message_rows = collapse(fresh)
-        sql.upsert_messages(session, message_rows)
+        result.conflicts = sql.upsert_messages(session, message_rows)
         sql.upsert_events(session, event_rows)
-        final_sids = sorted({cb.message_sid for cb in fresh if cb.status in FINAL_STATUSES})
-        if final_sids:
-            result.conflicts = sql.flag_conflicts(session, final_sids, FINAL_STATUSES)
         for sid in result.conflicts:
             log.warning(
                 "conflicting final statuses for %s; keeping the first, flagged needs_reconcile",

@@ -34,7 +34,7 @@ CREATE TEMP TABLE IF NOT EXISTS {_STAGE_MESSAGES} (
     sid varchar(34), account_sid text, "to" text, "from" text, messaging_service_sid text,
     status varchar(32), status_rank smallint, error_code integer, error_message text,
     created_at timestamptz, status_updated_at timestamptz, callback_received_at timestamptz,
-    carrier_done_at timestamptz
+    carrier_done_at timestamptz, final_status varchar(32), needs_reconcile boolean
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS {_STAGE_EVENTS} (
     message_sid varchar(34), status varchar(32), error_code integer, error_message text,
@@ -50,12 +50,16 @@ _RECEIPTS = text(
 
 # The rank guard lives in the statement: a row only moves to a higher-ranked status, so two
 # workers racing on one message can never regress it. ORDER BY sid: every worker locks rows in
-# the same order, so two batches sharing messages cannot deadlock.
+# the same order, so two batches sharing messages cannot deadlock. A final status that differs
+# from the first one kept flags the row; the flag time, now() of this transaction, tells which
+# rows this batch flagged.
 _MESSAGES = """
+WITH upserted AS (
 INSERT INTO messages AS m (sid, account_sid, "to", "from", messaging_service_sid, status,
     status_rank, error_code, error_message, created_at, status_updated_at, callback_received_at,
-    carrier_done_at, needs_reconcile)
-SELECT s.*, false FROM statuspipe_stage_messages s ORDER BY s.sid
+    carrier_done_at, final_status, needs_reconcile, reconcile_flagged_at)
+SELECT s.*, CASE WHEN s.needs_reconcile THEN now() END
+FROM statuspipe_stage_messages s ORDER BY s.sid
 ON CONFLICT (sid) DO UPDATE SET
     status = CASE WHEN excluded.status_rank > m.status_rank THEN excluded.status ELSE m.status END,
     status_rank = GREATEST(m.status_rank, excluded.status_rank),
@@ -73,7 +77,15 @@ ON CONFLICT (sid) DO UPDATE SET
     account_sid = coalesce(m.account_sid, excluded.account_sid),
     "to" = coalesce(m."to", excluded."to"),
     "from" = coalesce(m."from", excluded."from"),
-    messaging_service_sid = coalesce(m.messaging_service_sid, excluded.messaging_service_sid)
+    messaging_service_sid = coalesce(m.messaging_service_sid, excluded.messaging_service_sid),
+    final_status = coalesce(m.final_status, excluded.final_status),
+    needs_reconcile = m.needs_reconcile OR excluded.needs_reconcile
+        OR coalesce(m.final_status <> excluded.final_status, false),
+    reconcile_flagged_at = CASE WHEN m.needs_reconcile THEN m.reconcile_flagged_at
+        WHEN excluded.needs_reconcile OR m.final_status <> excluded.final_status THEN now() END
+RETURNING m.sid, m.reconcile_flagged_at
+)
+SELECT sid FROM upserted WHERE reconcile_flagged_at = now() ORDER BY sid
 """
 
 _EVENTS = """
@@ -84,14 +96,6 @@ ON CONFLICT (message_sid, status) DO UPDATE SET
     duplicate_count = e.duplicate_count + excluded.duplicate_count + 1,
     received_at = LEAST(e.received_at, excluded.received_at)
 """
-
-_FLAG_CONFLICTS = text("""
-UPDATE messages AS m SET needs_reconcile = true
-WHERE m.sid = ANY(CAST(:sids AS varchar[])) AND NOT m.needs_reconcile
-  AND (SELECT count(*) FROM message_events e
-       WHERE e.message_sid = m.sid AND e.status = ANY(CAST(:finals AS varchar[]))) > 1
-RETURNING m.sid
-""")
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 # COPY text format: these four characters must be escaped; NULL is \N.
@@ -153,11 +157,12 @@ def _message_line(row: MessageRow) -> str:
         return copy_line((
             cb.message_sid, cb.account_sid, cb.to, cb.from_, cb.messaging_service_sid,
             None, UNKNOWN_RANK, None, None, row.first_received, None, row.last_received, None,
+            None, False,
         ))  # fmt: skip
     return copy_line((
         cb.message_sid, cb.account_sid, cb.to, cb.from_, cb.messaging_service_sid,
         cb.status, rank(cb.status), cb.error_code, cb.error_message, row.first_received,
-        cb.received_at, row.last_received, cb.carrier_done_at,
+        cb.received_at, row.last_received, cb.carrier_done_at, row.final_status, row.conflict,
     ))  # fmt: skip
 
 
@@ -169,17 +174,14 @@ def _event_line(row: EventRow) -> str:
     ))  # fmt: skip
 
 
-def upsert_messages(session: Session, rows: list[MessageRow]) -> None:
+def upsert_messages(session: Session, rows: list[MessageRow]) -> list[str]:
+    """Returns the sids this batch flagged for reconciliation."""
     _stage(session)
     _copy(session, _STAGE_MESSAGES, map(_message_line, rows))
-    session.execute(text(_MESSAGES))
+    return list(session.execute(text(_MESSAGES)).scalars())
 
 
 def upsert_events(session: Session, rows: list[EventRow]) -> None:
     _stage(session)
     _copy(session, _STAGE_EVENTS, map(_event_line, rows))
     session.execute(text(_EVENTS))
-
-
-def flag_conflicts(session: Session, sids: list[str], finals: list[str]) -> list[str]:
-    return list(session.execute(_FLAG_CONFLICTS, {"sids": sids, "finals": finals}).scalars())

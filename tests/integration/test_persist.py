@@ -187,3 +187,38 @@ def test_purge_forgets_only_old_receipts(db, store):
         assert purge_receipts(session, 72) == 1
     with Session(db) as session:
         assert session.scalar(select(func.count()).select_from(CallbackReceipt)) == 1
+
+
+def test_another_final_after_read_is_flagged(db, store):
+    """The row shows `read`, yet the first final status is remembered: a different one after
+    it is still a conflict."""
+    sid = new_sid()
+    store([cb(sid, "delivered", 1), cb(sid, "read", 2)])
+    result = store([cb(sid, "undelivered", 3)])
+    m = message(db, sid)
+    assert (m.status, m.final_status, m.needs_reconcile) == ("read", "delivered", True)
+    assert m.reconcile_flagged_at is not None
+    assert result.conflicts == [sid]
+
+
+def test_repeated_final_status_is_no_conflict(db, store):
+    sid = new_sid()
+    store([cb(sid, "undelivered", 1, code=30003)])
+    result = store([cb(sid, "undelivered", 2, code=30003), cb(sid, "sent", 0)])
+    m = message(db, sid)
+    assert (m.final_status, m.needs_reconcile, m.reconcile_flagged_at) == (
+        "undelivered",
+        False,
+        None,
+    )
+    assert result.conflicts == []
+
+
+def test_a_flagged_message_is_reported_once(db, store):
+    sid = new_sid()
+    store([cb(sid, "delivered", 1)])
+    first = store([cb(sid, "failed", 2)])
+    flagged_at = message(db, sid).reconcile_flagged_at
+    again = store([cb(sid, "undelivered", 3)])
+    assert (first.conflicts, again.conflicts) == ([sid], [])
+    assert message(db, sid).reconcile_flagged_at == flagged_at

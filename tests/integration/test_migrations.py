@@ -1,0 +1,80 @@
+"""Upgrading a database that already holds data keeps its meaning (PostgreSQL and SQLite)."""
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from shared.migrate import upgrade
+from shared.statuses import STATUS_RANKS, Ranks
+
+SID_A = "SM" + "a" * 32
+SID_B = "SM" + "b" * 32
+SID_C = "SM" + "c" * 32
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def empty_url(request, tmp_path, pg_url):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'upgrade.db'}"
+        return
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text('DROP DATABASE IF EXISTS "statuspipe_upgrade_test" WITH (FORCE)'))
+        conn.execute(text('CREATE DATABASE "statuspipe_upgrade_test"'))
+    url = admin.url.set(database="statuspipe_upgrade_test").render_as_string(False)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text('DROP DATABASE IF EXISTS "statuspipe_upgrade_test" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_0002_backfills_the_first_final_status(empty_url):
+    upgrade(empty_url, "0001")
+    engine = create_engine(empty_url)
+    with engine.begin() as conn:
+        for sid, status, rank, flagged in [
+            (SID_A, "read", 5, False),
+            (SID_B, "delivered", 4, True),
+            (SID_C, "sent", 3, False),
+        ]:
+            conn.execute(
+                text(
+                    "INSERT INTO messages (sid, status, status_rank, created_at, "
+                    "callback_received_at, needs_reconcile) "
+                    "VALUES (:sid, :status, :rank, '2026-01-01', '2026-01-01', :flagged)"
+                ),
+                {"sid": sid, "status": status, "rank": rank, "flagged": flagged},
+            )
+        for sid, status, at in [
+            (SID_A, "sent", "2026-01-01 00:00:01"),
+            (SID_A, "undelivered", "2026-01-01 00:00:02"),
+            (SID_A, "read", "2026-01-01 00:00:03"),
+            (SID_B, "delivered", "2026-01-01 00:00:01"),
+            (SID_B, "failed", "2026-01-01 00:00:02"),
+            (SID_C, "sent", "2026-01-01 00:00:01"),
+        ]:
+            conn.execute(
+                text(
+                    "INSERT INTO message_events (message_sid, status, received_at, "
+                    "duplicate_count, raw) VALUES (:sid, :status, :at, 0, '{}')"
+                ),
+                {"sid": sid, "status": status, "at": at},
+            )
+    upgrade(empty_url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT sid, final_status, reconcile_flagged_at IS NOT NULL FROM messages")
+        ).all()
+    engine.dispose()
+    assert sorted(rows) == [
+        (SID_A, "undelivered", False),
+        (SID_B, "delivered", True),
+        (SID_C, None, False),
+    ]
+
+
+def test_0002_knows_every_final_status():
+    from importlib import import_module
+
+    migration = import_module("shared.migrations.versions.0002_final_status")
+    finals = {s for s, r in STATUS_RANKS.items() if r == Ranks.FINAL}
+    assert "(" + ", ".join(f"'{s}'" for s in sorted(finals)) + ")" == migration.FINALS
