@@ -1,7 +1,8 @@
 """A status callback as the workers see it, parsed from a stream entry. Pure functions.
 
-The ingress stores the raw request; parsing it again here keeps the ingress cheap and lets
-statuspipe keep every field Twilio sends, including ones added after this code was written.
+The ingress stores the raw request; parsing it again here keeps the ingress cheap. The audit
+trail keeps the form text itself, so every field Twilio sends survives, including ones added
+after this code was written, byte for byte.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ class Callback:
     idempotency_token: str | None
     received_at: datetime
     carrier_done_at: datetime | None
-    raw: dict[str, Any]
+    raw: str  # the callback's form exactly as Twilio sent it: POST body, or GET query string
+    url_query: str | None = None  # the query string of a POST: identifiers put in the URL
 
 
 def _unquote_plus(text: str) -> str:
@@ -144,9 +146,6 @@ def from_entry(stream_id: str, entry: dict[bytes, bytes]) -> Callback:
 
     sid: str = fields["MessageSid"]  # type: ignore[assignment]
     status: str = fields["MessageStatus"]  # type: ignore[assignment]
-    raw: dict[str, Any] = {"method": method, "fields": fields}
-    if query and method != "GET":
-        raw["query"] = query
     return Callback(
         stream_id=stream_id,
         message_sid=sid,
@@ -160,5 +159,6 @@ def from_entry(stream_id: str, entry: dict[bytes, bytes]) -> Callback:
         idempotency_token=token,
         received_at=datetime.fromtimestamp(received, UTC),
         carrier_done_at=parse_carrier_done(_one(fields, "RawDlrDoneDate")),
-        raw=raw,
+        raw=form,
+        url_query=query if query and method != "GET" else None,
     )

@@ -119,7 +119,10 @@ class MessageEvent(Base):
         UtcTime, nullable=False, server_default=func.now()
     )
     duplicate_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    raw: Mapped[dict[str, Any]] = mapped_column(JsonDoc, nullable=False)
+    # The callback's form as Twilio sent it (POST body or GET query), not re-encoded: exact
+    # evidence for an audit, and no JSON to build or parse on the drain's hot path.
+    raw: Mapped[str] = mapped_column(Text, nullable=False)
+    url_query: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         UniqueConstraint("message_sid", "status"),

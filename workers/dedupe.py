@@ -32,6 +32,7 @@ class EventRow:
             "received_at": cb.received_at,
             "duplicate_count": self.duplicates,
             "raw": cb.raw,
+            "url_query": cb.url_query,
         }
 
 

@@ -167,7 +167,8 @@ class Drainer:
                     raise
                 reason = f"database refused it: {str(exc.orig or exc).strip().splitlines()[0]}"
                 log.error("dead-lettered %s (%s): %s", cb.stream_id, cb.message_sid, reason)
-                dead.append(DeadEntry(cb.stream_id, reason, cb.raw))
+                entry = {"form": cb.raw, "query": cb.url_query or ""}
+                dead.append(DeadEntry(cb.stream_id, reason, entry))
                 continue
             total.stored += part.stored
             total.redelivered += part.redelivered

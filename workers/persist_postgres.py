@@ -12,7 +12,6 @@ persistence tests run both.
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -38,7 +37,8 @@ CREATE TEMP TABLE IF NOT EXISTS {_STAGE_MESSAGES} (
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS {_STAGE_EVENTS} (
     message_sid varchar(34), status varchar(32), error_code integer, error_message text,
-    idempotency_token text, received_at timestamptz, duplicate_count integer, raw jsonb
+    idempotency_token text, received_at timestamptz, duplicate_count integer, raw text,
+    url_query text
 ) ON COMMIT DELETE ROWS;
 SET LOCAL client_min_messages = warning;
 """
@@ -90,14 +90,13 @@ SELECT sid FROM upserted WHERE reconcile_flagged_at = now() ORDER BY sid
 
 _EVENTS = """
 INSERT INTO message_events AS e (message_sid, status, error_code, error_message,
-    idempotency_token, received_at, duplicate_count, raw)
+    idempotency_token, received_at, duplicate_count, raw, url_query)
 SELECT s.* FROM statuspipe_stage_events s ORDER BY s.message_sid, s.status
 ON CONFLICT (message_sid, status) DO UPDATE SET
     duplicate_count = e.duplicate_count + excluded.duplicate_count + 1,
     received_at = LEAST(e.received_at, excluded.received_at)
 """
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 # COPY text format: these four characters must be escaped; NULL is \N.
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
@@ -170,7 +169,7 @@ def _event_line(row: EventRow) -> str:
     cb = row.first
     return copy_line((
         cb.message_sid, cb.status, cb.error_code, cb.error_message, cb.idempotency_token,
-        cb.received_at, row.duplicates, _dumps(cb.raw),
+        cb.received_at, row.duplicates, cb.raw, cb.url_query,
     ))  # fmt: skip
 
 

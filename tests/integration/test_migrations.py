@@ -1,5 +1,7 @@
 """Upgrading a database that already holds data keeps its meaning (PostgreSQL and SQLite)."""
 
+import json
+
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -78,3 +80,54 @@ def test_0002_knows_every_final_status():
     migration = import_module("shared.migrations.versions.0002_final_status")
     finals = {s for s, r in STATUS_RANKS.items() if r == Ranks.FINAL}
     assert "(" + ", ".join(f"'{s}'" for s in sorted(finals)) + ")" == migration.FINALS
+
+
+def test_0003_turns_json_audit_rows_into_the_form_text(empty_url):
+    from urllib.parse import parse_qs
+
+    upgrade(empty_url, "0002")
+    engine = create_engine(empty_url)
+    docs = {
+        "sent": json.dumps(
+            {
+                "method": "POST",
+                "fields": {
+                    "MessageSid": SID_A,
+                    "MessageStatus": "sent",
+                    "To": "+15005550006",
+                    "Note": "a&b=c d",
+                },
+            }
+        ),
+        "delivered": '{"method": "POST", "fields": {"MessageStatus": "delivered", '
+        '"Tag": ["x", "y"]}, "query": "tenant=42"}',
+    }
+    with engine.begin() as conn:
+        for status, doc in docs.items():
+            conn.execute(
+                text(
+                    "INSERT INTO message_events (message_sid, status, received_at, "
+                    "duplicate_count, raw) VALUES (:sid, :status, '2026-01-01', 0, :raw)"
+                ),
+                {"sid": SID_A, "status": status, "raw": doc},
+            )
+    upgrade(empty_url)
+    with engine.connect() as conn:
+        rows = dict(
+            (status, (raw, query))
+            for status, raw, query in conn.execute(
+                text("SELECT status, raw, url_query FROM message_events")
+            )
+        )
+    engine.dispose()
+    sent_form, sent_query = rows["sent"]
+    assert parse_qs(sent_form) == {
+        "MessageSid": [SID_A],
+        "MessageStatus": ["sent"],
+        "To": ["+15005550006"],
+        "Note": ["a&b=c d"],
+    }
+    assert sent_query is None
+    delivered_form, delivered_query = rows["delivered"]
+    assert parse_qs(delivered_form) == {"MessageStatus": ["delivered"], "Tag": ["x", "y"]}
+    assert delivered_query == "tenant=42"

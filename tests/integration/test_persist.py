@@ -34,7 +34,7 @@ def cb(sid, status, second=0, code=None, token=None, stream_id=None, **kw):
         idempotency_token=token,
         received_at=T0 + timedelta(seconds=second),
         carrier_done_at=kw.get("carrier_done_at"),
-        raw={"fields": {"MessageStatus": status}},
+        raw=f"MessageSid={sid}&MessageStatus={status}",
     )
 
 

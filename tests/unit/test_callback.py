@@ -32,13 +32,13 @@ def test_parses_every_field_of_an_undelivered_callback():
     assert cb.from_ == "+15005550001"
     assert cb.carrier_done_at == datetime(2026, 1, 15, 14, 33, tzinfo=UTC)
     assert cb.received_at == datetime.fromtimestamp(1768487520.5, UTC)
-    assert cb.raw["fields"]["ErrorCode"] == "30003"
+    assert cb.raw == urlencode(fields)  # the form itself, as sent
 
 
 def test_keeps_fields_twilio_adds_later():
     fields = callback_fields(SID, "read", EventType="READ", SomethingNew="x")
     cb = from_entry("1-0", entry(fields))
-    assert cb.raw["fields"]["SomethingNew"] == "x"
+    assert parse_form(cb.raw)["SomethingNew"] == "x"
 
 
 def test_get_callbacks_take_fields_from_the_query_string():
@@ -48,12 +48,14 @@ def test_get_callbacks_take_fields_from_the_query_string():
         stream.F_METHOD: b"GET",
         stream.F_RECEIVED: b"1.0",
     }
-    assert from_entry("1-0", e).status == "sent"
+    cb = from_entry("1-0", e)
+    assert cb.status == "sent"
+    assert (cb.raw, cb.url_query) == (e[stream.F_QUERY].decode(), None)
 
 
 def test_own_query_identifiers_are_kept_beside_the_form():
     e = entry(callback_fields(SID, "sent"), **{"q": b"tenant=42"})
-    assert from_entry("1-0", e).raw["query"] == "tenant=42"
+    assert from_entry("1-0", e).url_query == "tenant=42"
 
 
 @pytest.mark.parametrize(
@@ -92,7 +94,7 @@ def test_non_utf8_body_is_malformed():
 def test_non_numeric_error_code_is_kept_raw_not_parsed():
     cb = from_entry("1-0", entry(callback_fields(SID, "failed", ErrorCode="abc")))
     assert cb.error_code is None
-    assert cb.raw["fields"]["ErrorCode"] == "abc"
+    assert parse_form(cb.raw)["ErrorCode"] == "abc"
 
 
 @pytest.mark.parametrize(

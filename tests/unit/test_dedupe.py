@@ -24,7 +24,7 @@ def cb(sid, status, second, code=None, stream_id=None):
         idempotency_token=None,
         received_at=T0 + timedelta(seconds=second),
         carrier_done_at=None,
-        raw={},
+        raw="",
     )
 
 
