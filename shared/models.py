@@ -131,11 +131,20 @@ class MessageEvent(Base):
 
 
 class CallbackReceipt(Base):
-    """Stream ids already stored: redelivery after a worker crash must not count twice."""
+    """Spans of stream ids already stored, one row per batch read: a redelivered entry (its worker
+    died between commit and XACK) falls inside a span and is not counted twice.
+
+    On PostgreSQL an exclusion constraint (migration 0004) keeps spans disjoint, so a worker that
+    takes over entries a slow but live worker is still storing waits for that commit and then
+    skips them, instead of storing them twice."""
 
     __tablename__ = "callback_receipts"
 
-    stream_id: Mapped[str] = mapped_column(String(41), primary_key=True)
+    # A stream id is "<ms>-<seq>"; spans compare as (ms, seq) pairs.
+    first_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    first_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    last_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    last_seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
     processed_at: Mapped[datetime] = mapped_column(
         UtcTime, nullable=False, server_default=func.now(), index=True
     )

@@ -29,6 +29,7 @@ from workers.persist import BatchResult, DeadEntry, purge_receipts, store_batch
 log = logging.getLogger(__name__)
 
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
+Spans = list[tuple[str, str]]
 
 HOUSEKEEPING_EVERY_SECONDS = 600.0
 DEAD_CONSUMER_IDLE_MS = 3_600_000
@@ -61,6 +62,12 @@ def parse_entries(entries: Entries) -> tuple[list[Callback], list[DeadEntry]]:
             log.error("dead-lettered stream entry %s: %s", stream_id, exc)
             dead.append(DeadEntry(stream_id, str(exc), _describe_entry(fields)))
     return callbacks, dead
+
+
+def _spans(entries: Entries) -> Spans:
+    if not entries:
+        return []
+    return [(entries[0][0].decode("ascii"), entries[-1][0].decode("ascii"))]
 
 
 def _is_data_error(exc: BaseException) -> bool:
@@ -112,16 +119,21 @@ class Drainer:
         )
         return reply[0][1] if reply else []
 
-    def _read_new(self) -> Entries:
+    def _read_new(self) -> tuple[Entries, Spans]:
+        """New entries, and the span of stream ids each read covered: a read with ">" is a
+        contiguous run of the stream, so one receipt covers it (see workers.persist)."""
         entries = self._read(self.settings.batch_size, self.settings.block_ms)
+        spans = _spans(entries)
         linger = self.settings.batch_linger_ms
         if entries and linger and len(entries) < self.settings.batch_size // 2:
             # A trickle: a short wait turns many one-callback transactions into one, which costs
             # both this worker and PostgreSQL far less CPU per callback.
             if self.stop.wait(linger / 1000):
-                return entries
-            entries += self._read(self.settings.batch_size - len(entries), None)
-        return entries
+                return entries, spans
+            more = self._read(self.settings.batch_size - len(entries), None)
+            entries += more
+            spans += _spans(more)
+        return entries, spans
 
     def _claim_stale(self) -> Entries:
         """Take over entries another consumer has held longer than the claim timeout."""
@@ -151,9 +163,11 @@ class Drainer:
 
     # --- database side ----------------------------------------------------------------------
 
-    def _store(self, callbacks: list[Callback], dead: list[DeadEntry]) -> BatchResult:
+    def _store(
+        self, callbacks: list[Callback], dead: list[DeadEntry], spans: Spans | None = None
+    ) -> BatchResult:
         with session_scope(self.sessions) as session:
-            return store_batch(session, callbacks, dead)
+            return store_batch(session, callbacks, dead, spans)
 
     def _store_one_by_one(self, callbacks: list[Callback], dead: list[DeadEntry]) -> BatchResult:
         """A batch the database refused: store each callback alone, dead-letter the ones it
@@ -177,14 +191,17 @@ class Drainer:
         total.dead = part.dead
         return total
 
-    def process(self, entries: Entries) -> BatchResult:
+    def process(self, entries: Entries, spans: Spans | None = None) -> BatchResult:
         """Store and acknowledge one batch. Retries transient database errors until it succeeds
-        or the worker is stopped; the entries stay pending (and claimable) meanwhile."""
+        or the worker is stopped; the entries stay pending (and claimable) meanwhile.
+
+        `spans`: the contiguous reads the entries came from; None records each entry alone
+        (entries taken over from another consumer are not contiguous)."""
         callbacks, dead = parse_entries(entries)
         backoff = 0.5
         while True:
             try:
-                result = self._store(callbacks, list(dead))
+                result = self._store(callbacks, list(dead), spans)
                 break
             except sa_exc.SQLAlchemyError as exc:
                 if _is_data_error(exc):
@@ -243,6 +260,7 @@ class Drainer:
         """One pass: claim stale entries when due, else read new ones. Returns entries handled."""
         now = time.monotonic()
         entries: Entries = []
+        spans: Spans | None = None
         if now >= self._next_claim:
             self._next_claim = now + self.settings.claim_interval_seconds
             entries = self._claim_stale()
@@ -251,9 +269,9 @@ class Drainer:
                 log.warning("took over %d callbacks from a silent worker", len(entries))
                 self._next_claim = now  # there may be more
         if not entries:
-            entries = self._read_new()
+            entries, spans = self._read_new()
         if entries:
-            self.process(entries)
+            self.process(entries, spans)
         if now >= self._next_housekeeping:
             self._next_housekeeping = now + HOUSEKEEPING_EVERY_SECONDS
             self._housekeeping()

@@ -1,8 +1,9 @@
 """Store one batch of callbacks in one transaction. Idempotent: a batch stored twice counts once.
 
 The steps, all in the caller's transaction:
-1. record the stream ids in `callback_receipts`; ids already there were stored by an earlier
-   delivery of the same entry (a worker died between commit and XACK) and are dropped;
+1. record receipts in `callback_receipts`, one span of stream ids per contiguous read; entries
+   inside an earlier span were stored by an earlier delivery (a worker died between commit and
+   XACK) and are dropped;
 2. upsert `messages` with the rank guard inside the statement, so no interleaving of workers
    can move a status backwards; a final status other than the first one kept flags the message
    for reconciliation (`needs_reconcile`);
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -31,6 +32,10 @@ from workers import persist_postgres as pg
 from workers.dedupe import EventRow, MessageRow, collapse
 
 log = logging.getLogger(__name__)
+
+
+StreamKey = tuple[int, int]  # a stream id "<ms>-<seq>" as numbers, so ids compare in order
+Span = tuple[StreamKey, StreamKey]  # first and last stream id of a contiguous read, inclusive
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,15 +77,31 @@ def _least(session: Session, a: Any, b: Any) -> ColumnElement[Any]:
     return func.least(a, b)
 
 
-def _fresh_ids(session: Session, stream_ids: list[str]) -> set[str]:
-    """Record receipts; return the stream ids that were not stored before."""
-    stmt = (
-        _insert(session, CallbackReceipt.__table__)
-        .on_conflict_do_nothing(index_elements=["stream_id"])
-        .returning(CallbackReceipt.__table__.c.stream_id)
-    )
-    rows = session.execute(stmt, [{"stream_id": i} for i in stream_ids])
-    return set(rows.scalars().all())
+def parse_stream_id(stream_id: str) -> StreamKey:
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _record_spans(session: Session, spans: list[Span]) -> set[StreamKey]:
+    """Record receipts; return the starts of the spans that overlap no earlier one.
+
+    SQLite has a single writer, so checking first and then inserting cannot race; PostgreSQL
+    uses the exclusion constraint instead (persist_postgres.record_spans)."""
+    r = CallbackReceipt.__table__.c
+    recorded: set[StreamKey] = set()
+    for first, last in spans:
+        overlap = select(literal(1)).where(
+            tuple_(r.first_ms, r.first_seq) <= tuple_(*last),
+            tuple_(r.last_ms, r.last_seq) >= tuple_(*first),
+        )
+        if session.execute(overlap.limit(1)).first() is None:
+            session.execute(
+                CallbackReceipt.__table__.insert().values(
+                    first_ms=first[0], first_seq=first[1], last_ms=last[0], last_seq=last[1]
+                )
+            )
+            recorded.add(first)
+    return recorded
 
 
 def _flagged(session: Session, sids: list[str]) -> set[str]:
@@ -165,13 +186,13 @@ def _upsert_events(session: Session, event_rows: list[EventRow]) -> None:
 class _Statements(NamedTuple):
     """Steps 1-3 for one kind of database; store_batch picks the set once per batch."""
 
-    fresh_ids: Callable[[Session, list[str]], set[str]]
+    record_spans: Callable[[Session, list[Span]], set[StreamKey]]
     upsert_messages: Callable[[Session, list[MessageRow]], list[str]]  # -> newly flagged sids
     upsert_events: Callable[[Session, list[EventRow]], None]
 
 
-_PORTABLE = _Statements(_fresh_ids, _upsert_messages, _upsert_events)
-_POSTGRES = _Statements(pg.fresh_ids, pg.upsert_messages, pg.upsert_events)
+_PORTABLE = _Statements(_record_spans, _upsert_messages, _upsert_events)
+_POSTGRES = _Statements(pg.record_spans, pg.upsert_messages, pg.upsert_events)
 
 
 def _store_dead(session: Session, dead: Sequence[DeadEntry]) -> None:
@@ -185,14 +206,52 @@ def _store_dead(session: Session, dead: Sequence[DeadEntry]) -> None:
     )
 
 
+def _fresh(
+    session: Session,
+    sql: _Statements,
+    callbacks: Sequence[Callback],
+    spans: Sequence[tuple[str, str]] | None,
+) -> list[Callback]:
+    """Record the batch's receipts; return the callbacks no earlier delivery stored."""
+    if not callbacks:
+        return []
+    if spans is None:
+        spans = [(cb.stream_id, cb.stream_id) for cb in callbacks]
+    parsed = [(parse_stream_id(a), parse_stream_id(b)) for a, b in spans]
+    recorded = sql.record_spans(session, parsed)
+    if len(recorded) == len(parsed):
+        return list(callbacks)
+    # Some span overlaps an earlier receipt (a takeover, or the group was rewound): sort its
+    # entries out one by one.
+    taken = [span for span in parsed if span[0] not in recorded]
+    fresh: list[Callback] = []
+    doubtful: dict[StreamKey, Callback] = {}
+    for cb in callbacks:
+        key = parse_stream_id(cb.stream_id)
+        if any(first <= key <= last for first, last in taken):
+            doubtful[key] = cb
+        else:
+            fresh.append(cb)
+    if doubtful:
+        new = sql.record_spans(session, [(key, key) for key in doubtful])
+        fresh += [cb for key, cb in doubtful.items() if key in new]
+    return fresh
+
+
 def store_batch(
-    session: Session, callbacks: Sequence[Callback], dead: Sequence[DeadEntry] = ()
+    session: Session,
+    callbacks: Sequence[Callback],
+    dead: Sequence[DeadEntry] = (),
+    spans: Sequence[tuple[str, str]] | None = None,
 ) -> BatchResult:
-    """Write a batch in the session's transaction (the caller commits). Idempotent."""
+    """Write a batch in the session's transaction (the caller commits). Idempotent.
+
+    `spans` are the (first, last) stream ids of each contiguous read the batch came from, so one
+    receipt covers a whole XREADGROUP read; they must cover every callback. Without them each
+    callback is its own span."""
     result = BatchResult(dead=len(dead))
     sql = _POSTGRES if session.get_bind().dialect.name == "postgresql" else _PORTABLE
-    new_ids = sql.fresh_ids(session, [cb.stream_id for cb in callbacks]) if callbacks else set()
-    fresh = [cb for cb in callbacks if cb.stream_id in new_ids]
+    fresh = _fresh(session, sql, callbacks, spans)
     result.stored = len(fresh)
     result.redelivered = len(callbacks) - len(fresh)
     if fresh:

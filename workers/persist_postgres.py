@@ -43,10 +43,14 @@ CREATE TEMP TABLE IF NOT EXISTS {_STAGE_EVENTS} (
 SET LOCAL client_min_messages = warning;
 """
 
-_RECEIPTS = text(
-    "INSERT INTO callback_receipts (stream_id) SELECT unnest(CAST(:ids AS varchar[])) "
-    "ON CONFLICT (stream_id) DO NOTHING RETURNING stream_id"
-)
+# No conflict target: the exclusion constraint on overlapping spans is an arbiter too, and it
+# makes this statement wait for a concurrent transaction holding an overlapping span.
+_RECEIPTS = text("""
+INSERT INTO callback_receipts (first_ms, first_seq, last_ms, last_seq)
+SELECT * FROM unnest(CAST(:first_ms AS bigint[]), CAST(:first_seq AS bigint[]),
+                     CAST(:last_ms AS bigint[]), CAST(:last_seq AS bigint[]))
+ON CONFLICT DO NOTHING RETURNING first_ms, first_seq
+""")
 
 # The rank guard lives in the statement: a row only moves to a higher-ranked status, so two
 # workers racing on one message can never regress it. ORDER BY sid: every worker locks rows in
@@ -145,8 +149,16 @@ def _stage(session: Session) -> None:
     session.execute(text(_CREATE_STAGES))
 
 
-def fresh_ids(session: Session, stream_ids: list[str]) -> set[str]:
-    return set(session.execute(_RECEIPTS, {"ids": stream_ids}).scalars())
+def record_spans(
+    session: Session, spans: list[tuple[tuple[int, int], tuple[int, int]]]
+) -> set[tuple[int, int]]:
+    params = {
+        "first_ms": [s[0][0] for s in spans],
+        "first_seq": [s[0][1] for s in spans],
+        "last_ms": [s[1][0] for s in spans],
+        "last_seq": [s[1][1] for s in spans],
+    }
+    return {(ms, seq) for ms, seq in session.execute(_RECEIPTS, params)}
 
 
 def _message_line(row: MessageRow) -> str:

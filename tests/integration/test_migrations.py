@@ -131,3 +131,27 @@ def test_0003_turns_json_audit_rows_into_the_form_text(empty_url):
     delivered_form, delivered_query = rows["delivered"]
     assert parse_qs(delivered_form) == {"MessageStatus": ["delivered"], "Tag": ["x", "y"]}
     assert delivered_query == "tenant=42"
+
+
+def test_0004_keeps_old_receipts_as_one_entry_spans(empty_url):
+    from sqlalchemy.orm import Session
+
+    from tests.integration.test_takeover_race import cb
+    from workers.persist import store_batch
+
+    upgrade(empty_url, "0003")
+    engine = create_engine(empty_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO callback_receipts (stream_id) VALUES ('1764384467664-0'), ('7-12')")
+        )
+    upgrade(empty_url)
+    with engine.connect() as conn:
+        spans = conn.execute(
+            text("SELECT first_ms, first_seq, last_ms, last_seq FROM callback_receipts")
+        ).all()
+    assert sorted(spans) == [(7, 12, 7, 12), (1764384467664, 0, 1764384467664, 0)]
+    with Session(engine) as session, session.begin():
+        result = store_batch(session, [cb(SID_A, "sent", "7-12"), cb(SID_A, "read", "7-13")])
+    engine.dispose()
+    assert (result.stored, result.redelivered) == (1, 1)

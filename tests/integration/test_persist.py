@@ -52,11 +52,16 @@ def db(request, tmp_path):
 
 @pytest.fixture
 def store(db):
-    def _store(callbacks, dead=()):
+    def _store(callbacks, dead=(), spans=None):
         with Session(db) as session, session.begin():
-            return store_batch(session, callbacks, dead)
+            return store_batch(session, callbacks, dead, spans)
 
     return _store
+
+
+def receipts(db) -> int:
+    with Session(db) as session:
+        return session.scalar(select(func.count()).select_from(CallbackReceipt))
 
 
 def message(db, sid) -> Message:
@@ -175,6 +180,43 @@ def test_rank_guard_holds_against_a_stale_writer(db, store):
         conn.execute(text("UPDATE messages SET status_rank = 4 WHERE sid = :s"), {"s": sid})
     store([cb(sid, "queued", 0), cb(sid, "sending", 1), cb(sid, "sent", 1)])
     assert message(db, sid).status == "delivered"
+
+
+def test_one_receipt_covers_a_contiguous_read(db, store):
+    sid = new_sid()
+    batch = [cb(sid, "sent", 1, stream_id="100-0"), cb(sid, "delivered", 2, stream_id="100-1"),
+             cb(sid, "delivered", 3, stream_id="105-0")]  # fmt: skip
+    first = store(batch, spans=[("100-0", "105-0")])
+    assert (first.stored, receipts(db)) == (3, 1)
+    again = store(batch, spans=[("100-0", "105-0")])  # died after commit, before XACK
+    assert (again.stored, again.redelivered) == (0, 3)
+    assert events(db, sid)["delivered"].duplicate_count == 1
+
+
+def test_entries_taken_over_one_by_one_are_recognised_inside_a_span(db, store):
+    sid = new_sid()
+    store([cb(sid, "sent", 1, stream_id="200-0"), cb(sid, "delivered", 2, stream_id="200-7")],
+          spans=[("200-0", "200-7")])  # fmt: skip
+    # XAUTOCLAIM hands back one stored entry and one never stored (its batch rolled back).
+    other = new_sid()
+    result = store([cb(sid, "delivered", 2, stream_id="200-7"), cb(other, "sent", 3,
+                    stream_id="199-9")])  # fmt: skip
+    assert (result.stored, result.redelivered) == (1, 1)
+    assert events(db, sid)["delivered"].duplicate_count == 0
+    assert set(events(db, other)) == {"sent"}
+
+
+def test_a_rewound_group_stores_only_what_is_new(db, store):
+    """XGROUP SETID back: a ">" read overlaps earlier spans; only new entries count."""
+    sid = new_sid()
+    store([cb(sid, "sent", 1, stream_id="300-0"), cb(sid, "delivered", 2, stream_id="300-1")],
+          spans=[("300-0", "300-1")])  # fmt: skip
+    replay = [cb(sid, "sent", 1, stream_id="300-0"), cb(sid, "delivered", 2, stream_id="300-1"),
+              cb(sid, "read", 3, stream_id="301-0")]  # fmt: skip
+    result = store(replay, spans=[("300-0", "301-0")])
+    assert (result.stored, result.redelivered) == (1, 2)
+    assert message(db, sid).status == "read"
+    assert all(e.duplicate_count == 0 for e in events(db, sid).values())
 
 
 def test_purge_forgets_only_old_receipts(db, store):
