@@ -7,14 +7,14 @@ burst of callbacks for one message costs one row update, not one per callback.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.callback import Callback
 from shared.statuses import UNKNOWN_RANK, Ranks, advances, rank
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EventRow:
     """One (message, status) pair of a batch; `duplicates` more callbacks carried it."""
 
@@ -29,21 +29,21 @@ class EventRow:
             "error_code": cb.error_code,
             "error_message": cb.error_message,
             "idempotency_token": cb.idempotency_token,
-            "received_at": cb.received_at,
+            "received_at": _utc(cb.received_at),
             "duplicate_count": self.duplicates,
             "raw": cb.raw,
             "url_query": cb.url_query,
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MessageRow:
     """The batch's view of one message: its best callback, first and last receipt times."""
 
     best: Callback | None  # highest-ranked known status; None if only unknown statuses came
     any_callback: Callback
-    first_received: datetime
-    last_received: datetime
+    first_received: float  # epoch seconds
+    last_received: float
     final_status: str | None = None  # the first final status received in the batch
     conflict: bool = False  # the batch itself holds two different final statuses
 
@@ -60,16 +60,20 @@ class MessageRow:
             "status_rank": rank(cb.status) if known else UNKNOWN_RANK,
             "error_code": cb.error_code if known else None,
             "error_message": cb.error_message if known else None,
-            "created_at": self.first_received,
-            "status_updated_at": cb.received_at if known else None,
-            "callback_received_at": self.last_received,
+            "created_at": _utc(self.first_received),
+            "status_updated_at": _utc(cb.received_at) if known else None,
+            "callback_received_at": _utc(self.last_received),
             "carrier_done_at": cb.carrier_done_at if known else None,
             "final_status": self.final_status,
             "needs_reconcile": self.conflict,
         }
 
 
-def _sort_key(cb: Callback) -> tuple[datetime, str]:
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def _sort_key(cb: Callback) -> tuple[float, str]:
     return (cb.received_at, cb.stream_id)
 
 

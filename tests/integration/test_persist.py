@@ -32,7 +32,7 @@ def cb(sid, status, second=0, code=None, token=None, stream_id=None, **kw):
         from_="+15005550001",
         messaging_service_sid=None,
         idempotency_token=token,
-        received_at=T0 + timedelta(seconds=second),
+        received_at=(T0 + timedelta(seconds=second)).timestamp(),
         carrier_done_at=kw.get("carrier_done_at"),
         raw=f"MessageSid={sid}&MessageStatus={status}",
     )

@@ -27,7 +27,7 @@ def cb(sid: str, status: str, stream_id: str) -> Callback:
         from_=None,
         messaging_service_sid=None,
         idempotency_token=None,
-        received_at=datetime.now(UTC),
+        received_at=datetime.now(UTC).timestamp(),
         carrier_done_at=None,
         raw=f"MessageSid={sid}&MessageStatus={status}",
     )

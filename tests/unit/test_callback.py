@@ -31,7 +31,7 @@ def test_parses_every_field_of_an_undelivered_callback():
     assert cb.to == "+15005550006"
     assert cb.from_ == "+15005550001"
     assert cb.carrier_done_at == datetime(2026, 1, 15, 14, 33, tzinfo=UTC)
-    assert cb.received_at == datetime.fromtimestamp(1768487520.5, UTC)
+    assert cb.received_at == 1768487520.5
     assert cb.raw == urlencode(fields)  # the form itself, as sent
 
 
@@ -84,6 +84,14 @@ def test_mms_sids_are_valid():
 def test_an_entry_without_receive_time_is_malformed():
     with pytest.raises(MalformedCallback, match="lacks field"):
         from_entry("1-0", {stream.F_BODY: b"MessageSid=x"})
+
+
+@pytest.mark.parametrize("stamp", [b"nan", b"inf", b"-inf", b"yesterday"])
+def test_a_receive_time_that_is_not_a_time_is_malformed(stamp):
+    e = entry(callback_fields(SID, "sent"))
+    e[stream.F_RECEIVED] = stamp
+    with pytest.raises(MalformedCallback, match="not decodable"):
+        from_entry("1-0", e)
 
 
 def test_non_utf8_body_is_malformed():

@@ -22,7 +22,7 @@ def cb(sid, status, second, code=None, stream_id=None):
         from_="+2",
         messaging_service_sid=None,
         idempotency_token=None,
-        received_at=T0 + timedelta(seconds=second),
+        received_at=(T0 + timedelta(seconds=second)).timestamp(),
         carrier_done_at=None,
         raw="",
     )
