@@ -8,6 +8,7 @@ worker processes anywhere; they share the work through the Redis consumer group.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from typing import Any, ClassVar
@@ -45,6 +46,10 @@ class StreamDrainStep(bootsteps.StartStopStep):
         )
         sessions = make_sessionmaker(make_engine(settings))
         self.drainer = Drainer(settings, client, sessions)
+        # Everything loaded so far lives as long as the process: keep the cyclic collector from
+        # walking it again on every full collection. A batch allocates tens of thousands of
+        # short-lived containers, which set collections off constantly.
+        gc.freeze()
         self.thread = threading.Thread(target=self.drainer.run, name="stream-drain", daemon=True)
         self.thread.start()
 
