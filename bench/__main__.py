@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     lines += [
         "## Ingress",
         f"wrk -t1 -c{ingress.CONNECTIONS} -d{args.ingress_seconds}s, 2,000 distinct signed"
-        " callbacks replayed; gunicorn from the Procfile, 2 sync workers, for both apps.",
+        " callbacks replayed; gunicorn from the Procfile with its default of 2 sync workers per"
+        " core, for both apps.",
         "",
         "| app | requests/s | p50 ms | p99 ms | non-2xx | peak RSS (MiB, all processes) |",
         "|---|---|---|---|---|---|",

@@ -48,7 +48,9 @@ def measure(
     name: str, app: str, seconds: int, requests_file: str, database_url: str
 ) -> IngressResult:
     port = 18000 + int(time.time()) % 1000
-    run_env = env.base_env(database_url, PORT=str(port), WEB_CONCURRENCY="2")
+    # No WEB_CONCURRENCY: both apps run with the shipped default (ingest/gunicorn_conf.py,
+    # two sync workers per core), the setting an operator gets.
+    run_env = env.base_env(database_url, PORT=str(port))
     argv = [a if a != "ingest.wsgi:app" else app for a in env.procfile("web")]
     with env.processes() as procs:
         web = env.Process(f"ingress-{app.split(':')[0]}", argv, run_env)
