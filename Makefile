@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration lint fmt migrate bench clean
+.PHONY: help install run test test-unit test-integration lint fmt migrate bench wrk clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -44,7 +44,13 @@ migrate: $(STAMP)  ## apply database migrations to DATABASE_URL
 	$(BIN)/statuspipe migrate
 
 bench: $(STAMP)  ## ingress, drain and end-to-end benchmarks; writes docs/benchmarks.md
+	@command -v wrk >/dev/null || $(MAKE) --no-print-directory wrk
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+wrk:  ## install wrk, the benchmarks' HTTP load generator (Debian package)
+	@echo "installing wrk from Debian's packages"
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get install -y -q wrk || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q wrk; }
 
 clean:  ## remove the virtualenv and local state (var/: dev database, Redis AOF, tokens)
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -70,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-naive", action="store_true", help="skip the slow naive reference")
     parser.add_argument("--no-doc", action="store_true", help="do not write docs/benchmarks.md")
     args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print(
+            "wrk, the HTTP load generator, is not installed: `make wrk` installs it",
+            file=sys.stderr,
+        )
+        return 2
     if args.quick:
         args.drain_callbacks, args.ingress_seconds, args.e2e_seconds = 20_000, 5, 15
         args.naive_callbacks = 5_000
