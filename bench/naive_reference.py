@@ -8,10 +8,10 @@ Run by bench/drain.py as `celery -A bench.naive_reference worker --pool prefork 
 
 from __future__ import annotations
 
-import json
 import os
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import psycopg2
 from celery import Celery
@@ -82,7 +82,7 @@ def store_one(fields: dict[str, str], token: str, received: float) -> None:
         "code": int(fields["ErrorCode"]) if fields.get("ErrorCode") else None,
         "at": datetime.fromtimestamp(received, UTC), "token": token,
         "done": parse_carrier_done(fields.get("RawDlrDoneDate")),
-        "raw": json.dumps({"method": "POST", "fields": fields}),
+        "raw": urlencode(fields),
     }  # fmt: skip
     conn = _connection()
     with conn, conn.cursor() as cur:  # one transaction per callback
