@@ -13,7 +13,6 @@ import logging
 import threading
 from typing import Any, ClassVar
 
-import redis
 from celery import Celery, bootsteps
 from celery.signals import setup_logging
 
@@ -21,7 +20,7 @@ from shared.bootstrap import worker_settings
 from shared.config import Settings, load_settings
 from shared.db import make_engine, make_sessionmaker
 from shared.logs import configure_logging
-from workers.drain import Drainer
+from workers.drain import Drainer, redis_client
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +37,7 @@ class StreamDrainStep(bootsteps.StartStopStep):
 
     def start(self, parent: Any) -> None:
         settings: Settings = parent.app.conf.statuspipe_settings
-        client = redis.Redis.from_url(
-            settings.redis_url,
-            socket_timeout=30,
-            socket_connect_timeout=5,
-            health_check_interval=30,
-        )
+        client = redis_client(settings)
         sessions = make_sessionmaker(make_engine(settings))
         self.drainer = Drainer(settings, client, sessions)
         # Everything loaded so far lives as long as the process: keep the cyclic collector from

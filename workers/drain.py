@@ -37,6 +37,16 @@ MAX_BACKOFF_SECONDS = 30.0
 PROGRESS_EVERY_SECONDS = 30.0
 
 
+def redis_client(settings: Settings) -> redis.Redis:
+    """The drain's Redis connection: generous timeouts, since a blocked read waits BLOCK_MS."""
+    return redis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=30,
+        socket_connect_timeout=5,
+        health_check_interval=30,
+    )
+
+
 def consumer_name() -> str:
     """Unique per process, so a restarted worker never mistakes old pending entries for its own."""
     return f"{socket.gethostname()}-{os.getpid()}"
