@@ -141,14 +141,25 @@ def _copy(session: Session, table: str, lines: Iterable[str]) -> None:
     data = "".join(lines)
     statement = f"COPY {table} FROM STDIN"
     dialect = session.get_bind().dialect
-    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    connection = session.connection()
+    raw = connection.connection.dbapi_connection
+    cursor = raw.cursor()  # type: ignore[union-attr]
     try:
         cursor.copy_expert(statement, io.StringIO(data), size=len(data) + 1)
     except dialect.loaded_dbapi.Error as exc:
         # The raw cursor bypasses SQLAlchemy: wrap the error as SQLAlchemy would (DataError,
-        # OperationalError, ...), so the drain tells a bad row from a lost database.
+        # OperationalError, ...), so the drain tells a bad row from a lost database, and drop
+        # a dead connection from the pool as SQLAlchemy would.
+        lost = dialect.is_disconnect(exc, raw, cursor)
+        if lost:
+            connection.invalidate(exc)
         raise sa_exc.DBAPIError.instance(
-            statement, None, exc, dialect.loaded_dbapi.Error, dialect=dialect
+            statement,
+            None,
+            exc,
+            dialect.loaded_dbapi.Error,
+            connection_invalidated=lost,
+            dialect=dialect,
         ) from exc
     finally:
         cursor.close()

@@ -169,3 +169,42 @@ def test_a_trickle_lingers_into_one_transaction(settings, redis_client, db, ling
     feeder.join()
     assert drainer.stats.batches == 1
     assert count(db, MessageEvent) == first_batch
+
+
+def test_a_connection_lost_during_copy_is_retried_and_counted_once(
+    settings, redis_client, db, monkeypatch
+):
+    """PostgreSQL drops the worker's connection in the middle of a batch (failover, restart):
+    the batch is retried on a new connection and every callback is stored once."""
+    from sqlalchemy import text
+
+    from shared.db import make_engine
+    from workers import persist_postgres
+
+    engine = make_engine(settings)  # as the worker builds it
+    drainer = Drainer(settings, redis_client, make_sessionmaker(engine), name="lost")
+    stream.ensure_group(redis_client, settings.stream_key, settings.consumer_group)
+    sids = [new_sid() for _ in range(20)]
+    for sid in sids:
+        enqueue(settings, redis_client, callback_fields(sid, "sent"))
+
+    real_copy = persist_postgres._copy
+    killed: list[int] = []
+
+    def copy_on_a_dropped_connection(session, table, lines):
+        if not killed:
+            pid = session.execute(text("SELECT pg_backend_pid()")).scalar()
+            with db.connect() as admin:
+                admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            killed.append(pid)
+        return real_copy(session, table, lines)
+
+    monkeypatch.setattr(persist_postgres, "_copy", copy_on_a_dropped_connection)
+    stats = drain_until_empty(drainer)
+    engine.dispose()
+    assert killed
+    assert (stats.stored, stats.redelivered, stats.dead) == (20, 0, 0)
+    with Session(db) as session:
+        rows = session.execute(select(MessageEvent.message_sid, MessageEvent.duplicate_count))
+        assert sorted(rows) == sorted((sid, 0) for sid in sids)
+    assert redis_client.xlen(settings.stream_key) == 0
