@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import secrets
+import time
 import uuid
 from urllib.parse import urlencode
 
 from twilio.request_validator import RequestValidator
+
+from shared.callback import Callback
 
 AUTH_TOKEN = "test_auth_token_0123456789abcdef"
 SECONDARY_TOKEN = "secondary_token_fedcba9876543210"
@@ -31,6 +34,25 @@ def callback_fields(sid: str, status: str, **extra: str) -> dict[str, str]:
     }
     fields.update(extra)
     return fields
+
+
+def stored_callback(sid: str, status: str, stream_id: str) -> Callback:
+    """A parsed callback as the drain hands it to store_batch, received now."""
+    return Callback(
+        stream_id=stream_id,
+        message_sid=sid,
+        status=status,
+        error_code=None,
+        error_message=None,
+        account_sid=ACCOUNT,
+        to=None,
+        from_=None,
+        messaging_service_sid=None,
+        idempotency_token=None,
+        received_at=time.time(),
+        carrier_done_at=None,
+        raw=urlencode(callback_fields(sid, status)),
+    )
 
 
 def signed_post(

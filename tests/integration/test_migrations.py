@@ -13,6 +13,17 @@ SID_B = "SM" + "b" * 32
 SID_C = "SM" + "c" * 32
 
 
+def insert_old_event(conn, sid: str, status: str, at: str, raw_json: str) -> None:
+    """An audit row as revisions before 0003 stored it (raw as JSON)."""
+    conn.execute(
+        text(
+            "INSERT INTO message_events (message_sid, status, received_at, duplicate_count, raw)"
+            " VALUES (:sid, :status, :at, 0, :raw)"
+        ),
+        {"sid": sid, "status": status, "at": at, "raw": raw_json},
+    )
+
+
 @pytest.fixture(params=["postgresql", "sqlite"])
 def empty_url(request, tmp_path, pg_url):
     if request.param == "sqlite":
@@ -54,13 +65,7 @@ def test_0002_backfills_the_first_final_status(empty_url):
             (SID_B, "failed", "2026-01-01 00:00:02"),
             (SID_C, "sent", "2026-01-01 00:00:01"),
         ]:
-            conn.execute(
-                text(
-                    "INSERT INTO message_events (message_sid, status, received_at, "
-                    "duplicate_count, raw) VALUES (:sid, :status, :at, 0, '{}')"
-                ),
-                {"sid": sid, "status": status, "at": at},
-            )
+            insert_old_event(conn, sid, status, at, "{}")
     upgrade(empty_url)
     with engine.connect() as conn:
         rows = conn.execute(
@@ -104,13 +109,7 @@ def test_0003_turns_json_audit_rows_into_the_form_text(empty_url):
     }
     with engine.begin() as conn:
         for status, doc in docs.items():
-            conn.execute(
-                text(
-                    "INSERT INTO message_events (message_sid, status, received_at, "
-                    "duplicate_count, raw) VALUES (:sid, :status, '2026-01-01', 0, :raw)"
-                ),
-                {"sid": SID_A, "status": status, "raw": doc},
-            )
+            insert_old_event(conn, SID_A, status, "2026-01-01", doc)
     upgrade(empty_url)
     with engine.connect() as conn:
         rows = dict(
@@ -136,7 +135,7 @@ def test_0003_turns_json_audit_rows_into_the_form_text(empty_url):
 def test_0004_keeps_old_receipts_as_one_entry_spans(empty_url):
     from sqlalchemy.orm import Session
 
-    from tests.integration.test_takeover_race import cb
+    from tests.twilio_fixtures import stored_callback as cb
     from workers.persist import store_batch
 
     upgrade(empty_url, "0003")

@@ -4,33 +4,14 @@ commit, then skip them."""
 
 import threading
 import time
-from datetime import UTC, datetime
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from shared.callback import Callback
 from shared.models import MessageEvent
 from tests.twilio_fixtures import new_sid
+from tests.twilio_fixtures import stored_callback as cb
 from workers.persist import store_batch
-
-
-def cb(sid: str, status: str, stream_id: str) -> Callback:
-    return Callback(
-        stream_id=stream_id,
-        message_sid=sid,
-        status=status,
-        error_code=None,
-        error_message=None,
-        account_sid=None,
-        to=None,
-        from_=None,
-        messaging_service_sid=None,
-        idempotency_token=None,
-        received_at=datetime.now(UTC).timestamp(),
-        carrier_done_at=None,
-        raw=f"MessageSid={sid}&MessageStatus={status}",
-    )
 
 
 def waiting_on_a_lock(db, pid: int) -> bool:
