@@ -13,6 +13,16 @@ from typing import Any
 from shared.callback import Callback
 from shared.statuses import UNKNOWN_RANK, Ranks, advances, rank
 
+# Column order of columns(), shared by the portable statements (as dict keys) and the COPY
+# staging tables of workers/persist_postgres.py. Receive times are epoch seconds in columns().
+EVENT_COLUMNS = ("message_sid", "status", "error_code", "error_message", "idempotency_token",
+                 "received_at", "duplicate_count", "raw", "url_query")  # fmt: skip
+MESSAGE_COLUMNS = ("sid", "account_sid", "to", "from", "messaging_service_sid", "status",
+                   "status_rank", "error_code", "error_message", "created_at", "status_updated_at",
+                   "callback_received_at", "carrier_done_at", "final_status",
+                   "needs_reconcile")  # fmt: skip
+_EPOCH_MESSAGE_COLUMNS = ("created_at", "status_updated_at", "callback_received_at")
+
 
 @dataclass(slots=True)
 class EventRow:
@@ -21,19 +31,15 @@ class EventRow:
     first: Callback
     duplicates: int
 
-    def values(self) -> dict[str, Any]:
+    def columns(self) -> list[Any]:
         cb = self.first
-        return {
-            "message_sid": cb.message_sid,
-            "status": cb.status,
-            "error_code": cb.error_code,
-            "error_message": cb.error_message,
-            "idempotency_token": cb.idempotency_token,
-            "received_at": _utc(cb.received_at),
-            "duplicate_count": self.duplicates,
-            "raw": cb.raw,
-            "url_query": cb.url_query,
-        }
+        return [cb.message_sid, cb.status, cb.error_code, cb.error_message, cb.idempotency_token,
+                cb.received_at, self.duplicates, cb.raw, cb.url_query]  # fmt: skip
+
+    def values(self) -> dict[str, Any]:
+        row = dict(zip(EVENT_COLUMNS, self.columns(), strict=True))
+        row["received_at"] = _utc(row["received_at"])
+        return row
 
 
 @dataclass(slots=True)
@@ -47,26 +53,26 @@ class MessageRow:
     final_status: str | None = None  # the first final status received in the batch
     conflict: bool = False  # the batch itself holds two different final statuses
 
+    def columns(self) -> list[Any]:
+        cb = self.best
+        if cb is None:
+            # Only unknown statuses came: the message exists, with no current status yet.
+            any_cb = self.any_callback
+            return [any_cb.message_sid, any_cb.account_sid, any_cb.to, any_cb.from_,
+                    any_cb.messaging_service_sid, None, UNKNOWN_RANK, None, None,
+                    self.first_received, None, self.last_received, None, self.final_status,
+                    self.conflict]  # fmt: skip
+        return [cb.message_sid, cb.account_sid, cb.to, cb.from_, cb.messaging_service_sid,
+                cb.status, rank(cb.status), cb.error_code, cb.error_message, self.first_received,
+                cb.received_at, self.last_received, cb.carrier_done_at, self.final_status,
+                self.conflict]  # fmt: skip
+
     def values(self) -> dict[str, Any]:
-        cb = self.best or self.any_callback
-        known = self.best is not None
-        return {
-            "sid": cb.message_sid,
-            "account_sid": cb.account_sid,
-            "to": cb.to,
-            "from": cb.from_,
-            "messaging_service_sid": cb.messaging_service_sid,
-            "status": cb.status if known else None,
-            "status_rank": rank(cb.status) if known else UNKNOWN_RANK,
-            "error_code": cb.error_code if known else None,
-            "error_message": cb.error_message if known else None,
-            "created_at": _utc(self.first_received),
-            "status_updated_at": _utc(cb.received_at) if known else None,
-            "callback_received_at": _utc(self.last_received),
-            "carrier_done_at": cb.carrier_done_at if known else None,
-            "final_status": self.final_status,
-            "needs_reconcile": self.conflict,
-        }
+        row = dict(zip(MESSAGE_COLUMNS, self.columns(), strict=True))
+        for key in _EPOCH_MESSAGE_COLUMNS:
+            if row[key] is not None:
+                row[key] = _utc(row[key])
+        return row
 
 
 def _utc(epoch: float) -> datetime:

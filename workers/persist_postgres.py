@@ -23,27 +23,30 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from shared.statuses import UNKNOWN_RANK, rank
-from workers.dedupe import EventRow, MessageRow
+from workers.dedupe import MESSAGE_COLUMNS, EventRow, MessageRow
 
 _STAGE_MESSAGES = "statuspipe_stage_messages"
 _STAGE_EVENTS = "statuspipe_stage_events"
 
 # IF NOT EXISTS keeps this correct behind a transaction-pooling proxy too, where the server
-# session (and its temporary tables) can change between transactions.
-_CREATE_STAGES = f"""
+# session (and its temporary tables) can change between transactions. Columns in the order of
+# workers.dedupe's MESSAGE_COLUMNS and EVENT_COLUMNS.
+_CREATE_STAGE_MESSAGES = f"""
+SET LOCAL client_min_messages = warning;
 CREATE TEMP TABLE IF NOT EXISTS {_STAGE_MESSAGES} (
     sid varchar(34), account_sid text, "to" text, "from" text, messaging_service_sid text,
     status varchar(32), status_rank smallint, error_code integer, error_message text,
     created_epoch float8, status_updated_epoch float8, callback_received_epoch float8,
     carrier_done_at timestamptz, final_status varchar(32), needs_reconcile boolean
-) ON COMMIT DELETE ROWS;
+) ON COMMIT DELETE ROWS
+"""
+_CREATE_STAGE_EVENTS = f"""
+SET LOCAL client_min_messages = warning;
 CREATE TEMP TABLE IF NOT EXISTS {_STAGE_EVENTS} (
     message_sid varchar(34), status varchar(32), error_code integer, error_message text,
     idempotency_token text, received_epoch float8, duplicate_count integer, raw text,
     url_query text
-) ON COMMIT DELETE ROWS;
-SET LOCAL client_min_messages = warning;
+) ON COMMIT DELETE ROWS
 """
 
 # No conflict target: the exclusion constraint on overlapping spans is an arbiter too, and it
@@ -165,10 +168,6 @@ def _copy(session: Session, table: str, lines: Iterable[str]) -> None:
         cursor.close()
 
 
-def _stage(session: Session) -> None:
-    session.execute(text(_CREATE_STAGES))
-
-
 def record_spans(
     session: Session, spans: list[tuple[tuple[int, int], tuple[int, int]]]
 ) -> set[tuple[int, int]]:
@@ -186,44 +185,30 @@ def _iso(value: datetime) -> str:
     return value.isoformat()
 
 
-def _carrier_done(value: datetime | None) -> str | None:
-    # Minute resolution: a busy worker formats the same few values over and over.
-    return None if value is None else _iso(value)
+_CARRIER_DONE = MESSAGE_COLUMNS.index("carrier_done_at")
 
 
 def _message_line(row: MessageRow) -> str:
-    cb = row.best or row.any_callback
-    if row.best is None:
-        # Only unknown statuses came: the message exists, with no current status yet.
-        return copy_line((
-            cb.message_sid, cb.account_sid, cb.to, cb.from_, cb.messaging_service_sid,
-            None, UNKNOWN_RANK, None, None, row.first_received, None, row.last_received, None,
-            None, False,
-        ))  # fmt: skip
-    return copy_line((
-        cb.message_sid, cb.account_sid, cb.to, cb.from_, cb.messaging_service_sid,
-        cb.status, rank(cb.status), cb.error_code, cb.error_message, row.first_received,
-        cb.received_at, row.last_received, _carrier_done(cb.carrier_done_at), row.final_status,
-        row.conflict,
-    ))  # fmt: skip
+    values = row.columns()
+    done = values[_CARRIER_DONE]
+    if done is not None:
+        # Minute resolution: a busy worker formats the same few values over and over.
+        values[_CARRIER_DONE] = _iso(done)
+    return copy_line(values)
 
 
 def _event_line(row: EventRow) -> str:
-    cb = row.first
-    return copy_line((
-        cb.message_sid, cb.status, cb.error_code, cb.error_message, cb.idempotency_token,
-        cb.received_at, row.duplicates, cb.raw, cb.url_query,
-    ))  # fmt: skip
+    return copy_line(row.columns())
 
 
 def upsert_messages(session: Session, rows: list[MessageRow]) -> list[str]:
     """Returns the sids this batch flagged for reconciliation."""
-    _stage(session)
+    session.execute(text(_CREATE_STAGE_MESSAGES))
     _copy(session, _STAGE_MESSAGES, map(_message_line, rows))
     return list(session.execute(text(_MESSAGES)).scalars())
 
 
 def upsert_events(session: Session, rows: list[EventRow]) -> None:
-    _stage(session)
+    session.execute(text(_CREATE_STAGE_EVENTS))
     _copy(session, _STAGE_EVENTS, map(_event_line, rows))
     session.execute(text(_EVENTS))
