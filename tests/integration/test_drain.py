@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from shared import stream
 from shared.db import make_sessionmaker
-from shared.models import DeadLetter, Message, MessageEvent
+from shared.models import CallbackReceipt, DeadLetter, Message, MessageEvent
 from tests.twilio_fixtures import callback_fields, new_sid
 from workers.drain import Drainer, drain_until_empty
 
@@ -46,6 +46,8 @@ def test_drains_everything_and_leaves_the_stream_empty(settings, redis_client, d
     assert stats.stored == 100
     assert count(db, MessageEvent) == 100
     assert count(db, Message) == 50
+    # One read of the stream, one receipt: a span, not a row per callback.
+    assert (stats.batches, count(db, CallbackReceipt)) == (1, 1)
     assert redis_client.xlen(settings.stream_key) == 0
     pending = redis_client.xpending(settings.stream_key, settings.consumer_group)
     assert pending["pending"] == 0
