@@ -26,7 +26,7 @@ from bench.data import FINALS, Callback, _fields, signature
 
 POLL_SECONDS = 0.02
 CONNECTIONS = 32
-HOLE_SECONDS = 5.0
+DUE_AHEAD_SECONDS = 0.2
 
 
 @dataclass
@@ -70,17 +70,20 @@ def _request_bytes(cb: Callback, port: int) -> bytes:
     return head.encode() + body
 
 
-def _write_requests(total: int) -> str:
-    """`total` distinct signed callbacks, one per line, for wrk_paced.lua."""
+def _write_requests(total: int) -> tuple[str, list[tuple[str, str]]]:
+    """`total` distinct signed callbacks, one per line, for wrk_paced.lua; and their
+    (sid, status) keys in the same order."""
     path = env.OUT / "e2e-requests.tsv"
     env.OUT.mkdir(parents=True, exist_ok=True)
     source = _stream_of_callbacks()
     url = f"{env.PUBLIC_URL}/twilio/status"
+    keys = []
     with path.open("w") as out:
         for _ in range(total):
             cb = next(source)
+            keys.append((cb.sid, cb.status))
             out.write(f"{signature(url, cb, env.AUTH_TOKEN)}\t{cb.token}\t{cb.body.decode()}\n")
-    return str(path)
+    return str(path), keys
 
 
 def _offer(port: int, rate: int, seconds: int, requests_file: str) -> dict:
@@ -95,9 +98,13 @@ def _offer(port: int, rate: int, seconds: int, requests_file: str) -> dict:
 
 
 class RowWatcher(threading.Thread):
-    """Records when each (sid, status) row first becomes visible to another connection."""
+    """Records when each offered (sid, status) row first becomes visible to another connection.
 
-    def __init__(self, database_url: str) -> None:
+    The audit trail has no insertion-ordered column to follow (its key is the pair), so the
+    watcher asks for the pairs it expects: wrk offers them in file order at `rate`, so those
+    offered by now, plus DUE_AHEAD_SECONDS, and not seen yet are looked up by primary key."""
+
+    def __init__(self, database_url: str, keys: list[tuple[str, str]], rate: int) -> None:
         super().__init__(daemon=True)
         url = make_url(database_url)
         self.conn = psycopg2.connect(
@@ -105,37 +112,34 @@ class RowWatcher(threading.Thread):
             password=url.password,
         )  # fmt: skip
         self.conn.autocommit = True
+        self.keys = keys
+        self.rate = rate
+        self.started = time.monotonic()  # reset by the caller when the load starts
         self.seen: dict[tuple[str, str], float] = {}
         self.latency_ms: list[float] = []
-        self.dupes: dict[tuple[str, str], int] = {}
-        self.rows = 0
         self.stop = threading.Event()
 
     def run(self) -> None:
-        # Ids come from a sequence at insert time, so a lower id can commit after a higher one,
-        # and upserts that hit a conflict burn ids for good. Ids skipped over are re-checked
-        # until they appear or HOLE_SECONDS pass.
-        last_id = 0
-        holes: dict[int, float] = {}
+        waiting: set[tuple[str, str]] = set()
+        added = 0
         cur = self.conn.cursor()
         while not self.stop.is_set():
-            cur.execute(
-                "SELECT id, message_sid, status, duplicate_count,"
-                " extract(epoch FROM received_at)::float8 FROM message_events"
-                " WHERE id > %s OR id = ANY(%s)",
-                (last_id, list(holes)),
-            )
-            now = time.time()
-            for row_id, sid, status, dup, received in sorted(cur.fetchall()):
-                if (sid, status) not in self.seen:
-                    self.seen[(sid, status)] = now
-                    self.latency_ms.append((now - received) * 1000)
-                self.dupes[(sid, status)] = dup
-                holes.pop(row_id, None)
-                if row_id > last_id:
-                    holes.update(dict.fromkeys(range(last_id + 1, row_id), now))
-                    last_id = row_id
-            holes = {i: t for i, t in holes.items() if now - t < HOLE_SECONDS}
+            due = int((time.monotonic() - self.started + DUE_AHEAD_SECONDS) * self.rate)
+            waiting.update(self.keys[added:due])
+            added = max(added, min(due, len(self.keys)))
+            if waiting:
+                cur.execute(
+                    "SELECT message_sid, status, extract(epoch FROM received_at)::float8"
+                    " FROM message_events WHERE message_sid = ANY(%s)",
+                    (list({sid for sid, _ in waiting}),),
+                )
+                now = time.time()
+                for sid, status, received in cur.fetchall():
+                    key = (sid, status)
+                    if key in waiting:
+                        waiting.discard(key)
+                        self.seen[key] = now
+                        self.latency_ms.append((now - received) * 1000)
             self.stop.wait(POLL_SECONDS)
 
     def count_rows(self) -> tuple[int, int]:
@@ -158,7 +162,7 @@ def run(rate: int = 1000, seconds: int = 60, workers: int = 2) -> E2EResult:
     web_env = env.base_env(database_url, PORT=str(port), WEB_CONCURRENCY="4")
     worker_env = env.base_env(database_url, LOG_LEVEL="INFO")
     total = rate * seconds
-    requests_file = _write_requests(total)
+    requests_file, keys = _write_requests(total)
     samples: list[tuple[float, float]] = []
     web_peak = worker_peak = 0.0
     with env.processes() as procs:
@@ -170,8 +174,7 @@ def run(rate: int = 1000, seconds: int = 60, workers: int = 2) -> E2EResult:
         env.wait_port(port)
         for w in worker_procs:
             w.wait_for("draining")
-        watcher = RowWatcher(database_url)
-        watcher.start()
+        watcher = RowWatcher(database_url, keys, rate)
 
         sampling = threading.Event()
         t0 = time.monotonic()
@@ -186,6 +189,8 @@ def run(rate: int = 1000, seconds: int = 60, workers: int = 2) -> E2EResult:
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
+        watcher.started = time.monotonic()
+        watcher.start()
         wrk = _offer(port, rate, seconds, requests_file)
         acknowledged = wrk["acks"]
         print(

@@ -89,7 +89,7 @@ def get_message(sid: str) -> Response | tuple[Response, int]:
         events = session.scalars(
             select(MessageEvent)
             .where(MessageEvent.message_sid == sid)
-            .order_by(MessageEvent.received_at, MessageEvent.id)
+            .order_by(MessageEvent.received_at, MessageEvent.status)
         ).all()
         doc = message_json(message)
         doc["events"] = [event_json(e) for e in events]

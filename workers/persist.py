@@ -180,7 +180,7 @@ def _upsert_events(session: Session, event_rows: list[EventRow]) -> None:
             "received_at": _least(session, e.received_at, ex.received_at),
         },
     )
-    session.execute(stmt.returning(e.id), rows).close()
+    session.execute(stmt.returning(e.message_sid), rows).close()
 
 
 class _Statements(NamedTuple):

@@ -154,3 +154,42 @@ def test_0004_keeps_old_receipts_as_one_entry_spans(empty_url):
         result = store_batch(session, [cb(SID_A, "sent", "7-12"), cb(SID_A, "read", "7-13")])
     engine.dispose()
     assert (result.stored, result.redelivered) == (1, 1)
+
+
+def test_0005_keys_the_audit_trail_by_message_and_status_and_back(empty_url):
+    from sqlalchemy import inspect
+
+    from shared.migrate import alembic_config
+
+    upgrade(empty_url, "0004")
+    engine = create_engine(empty_url)
+    with engine.begin() as conn:
+        insert_old_event(conn, SID_A, "sent", "2026-01-01", "MessageStatus=sent")
+        insert_old_event(conn, SID_A, "delivered", "2026-01-02", "MessageStatus=delivered")
+    upgrade(empty_url)
+    schema = inspect(engine)
+    assert schema.get_pk_constraint("message_events")["constrained_columns"] == [
+        "message_sid",
+        "status",
+    ]
+    assert "id" not in {c["name"] for c in schema.get_columns("message_events")}
+    assert schema.get_indexes("message_events") == []
+    select_rows = text("SELECT message_sid, status, raw FROM message_events ORDER BY status")
+    with engine.connect() as conn:
+        assert conn.execute(select_rows).all() == [
+            (SID_A, "delivered", "MessageStatus=delivered"),
+            (SID_A, "sent", "MessageStatus=sent"),
+        ]
+
+    from alembic import command
+
+    command.downgrade(alembic_config(empty_url), "0004")
+    with engine.begin() as conn:
+        assert conn.execute(select_rows).all() == [
+            (SID_A, "delivered", "MessageStatus=delivered"),
+            (SID_A, "sent", "MessageStatus=sent"),
+        ]
+        ids = conn.execute(text("SELECT id FROM message_events ORDER BY id")).scalars().all()
+        assert len(set(ids)) == 2
+        insert_old_event(conn, SID_B, "sent", "2026-01-03", "MessageStatus=sent")
+    engine.dispose()
