@@ -127,7 +127,6 @@ class MessageEvent(Base):
     url_query: Mapped[str | None] = mapped_column(Text)
 
 
-
 class CallbackReceipt(Base):
     """Spans of stream ids already stored, one row per batch read: a redelivered entry (its worker
     died between commit and XACK) falls inside a span and is not counted twice.

@@ -7,7 +7,9 @@ commits, so the stream length is the backlog, which the ingress checks for backp
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import hashlib
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from redis import exceptions as redis_exceptions
 
@@ -33,11 +35,20 @@ class BacklogFull(Exception):  # noqa: N818 - a condition, not a bug
 
 
 class Enqueuer:
-    """Appends raw callbacks to the stream with a backlog limit, one Redis round trip each."""
+    """Appends raw callbacks to the stream with a backlog limit, one Redis round trip each.
+
+    The ingress makes exactly one Redis call per request, so it drives redis-py's Connection
+    itself: the client layer above it (pool checkout and release, retry wrapper, event hooks)
+    cost twice the CPU of the round trip (docs/benchmarks-notes.md). The connections are still
+    redis-py's, built from the client's settings: URL, auth, TLS, database and timeouts.
+    """
 
     def __init__(self, client: redis.Redis, stream_key: str, max_backlog: int) -> None:
-        self._client = client
-        self._script = client.register_script(_ENQUEUE_LUA)
+        pool = client.connection_pool
+        self._new_connection = partial(pool.connection_class, **pool.connection_kwargs)
+        # list.pop and list.append are atomic: threaded or green workers can share the list.
+        self._idle: list[Any] = []
+        self._sha = hashlib.sha1(_ENQUEUE_LUA.encode()).hexdigest()  # noqa: S324 - Redis's id
         self._key = stream_key
         self._max = max_backlog
 
@@ -52,14 +63,40 @@ class Enqueuer:
             args += [F_METHOD, method]
         if token:
             args += [F_TOKEN, token]
+        conn = self._checkout()
         try:
-            # EVALSHA directly: the Script wrapper costs show in the ingress profile.
-            entry_id = self._client.evalsha(self._script.sha, 1, self._key, *args)
-        except redis_exceptions.NoScriptError:  # Redis restarted: its script cache is empty
-            entry_id = self._script(keys=[self._key], args=args)
+            try:
+                entry_id = _call(conn, "EVALSHA", self._sha, 1, self._key, *args)
+            except redis_exceptions.NoScriptError:  # Redis restarted: its script cache is empty
+                _call(conn, "SCRIPT", "LOAD", _ENQUEUE_LUA)
+                entry_id = _call(conn, "EVALSHA", self._sha, 1, self._key, *args)
+        finally:
+            # redis-py disconnects on a network error; the next call connects afresh.
+            self._idle.append(conn)
         if entry_id is None:
             raise BacklogFull(self._key)
         return entry_id
+
+    def _checkout(self) -> Any:
+        try:
+            conn = self._idle.pop()
+        except IndexError:
+            return self._new_connection()  # connects on first use
+        if conn._sock is not None:  # redis-py has no public "is connected"
+            try:
+                # Readable while idle means Redis closed it (restart, idle timeout): as redis-py's
+                # pool does on checkout, reconnect rather than fail this callback.
+                stale = conn.can_read()
+            except (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError, OSError):
+                stale = True
+            if stale:
+                conn.disconnect()
+        return conn
+
+
+def _call(conn: Any, *command: Any) -> Any:
+    conn.send_packed_command(conn.pack_command(*command), check_health=False)
+    return conn.read_response()
 
 
 def ensure_group(client: redis.Redis, stream_key: str, group: str) -> None:

@@ -67,8 +67,8 @@ def redis_binary() -> str:
 class RedisProcess:
     """A throwaway redis-server the test owns (to stop, pause or kill it)."""
 
-    def __init__(self, appendonly: bool = False) -> None:
-        self.port = free_port()
+    def __init__(self, appendonly: bool = False, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="sp-redis-")
         self.proc = subprocess.Popen(
             [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",

@@ -266,6 +266,27 @@ def test_redis_stopped_means_503_within_a_second(spawn, pg_url, db):
         own_redis.stop()
 
 
+def test_redis_restarted_in_between_is_200_again_at_once(spawn, pg_url, db):
+    """Each ingress process keeps its Redis connection between requests: after Redis restarts
+    (its connections closed, its script cache empty) the next callbacks are accepted, not 503."""
+    own_redis = services.RedisProcess()
+    restarted = None
+    try:
+        env = make_env(pg_url, own_redis.url)
+        _, base = start_web(spawn, env)
+        for _ in range(6):  # reach every gunicorn worker
+            assert send(base, callback_fields(new_sid(), "sent"))[0] == 200
+        own_redis.stop()
+        restarted = services.RedisProcess(port=own_redis.port)
+        statuses = [send(base, callback_fields(new_sid(), "sent"))[0] for _ in range(6)]
+        assert statuses == [200] * 6
+        assert redis.Redis.from_url(restarted.url).xlen(env_stream(env)) == 6
+    finally:
+        own_redis.stop()
+        if restarted:
+            restarted.stop()
+
+
 @pytest.mark.parametrize(
     ("cmd", "unset", "message"),
     [
