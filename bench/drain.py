@@ -97,8 +97,8 @@ def _wait_drained(
         for p in procs:
             if p.proc.poll() is not None:
                 raise RuntimeError(f"{p.name} exited; see {p.log_path}")
-        if now - last_report > 5:
-            print(f"    drain: {total - length:,}/{total:,} stored", flush=True)
+        if started is not None and now - last_report > 5:
+            print(f"    drain: {total - length:,}/{total:,} taken", flush=True)
             last_report = now
         time.sleep(0.02)
 
