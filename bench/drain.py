@@ -10,12 +10,17 @@ quarter second the second one took to boot.
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from bench import env
 from bench.data import Callback, callbacks, expected_counts
@@ -32,10 +37,21 @@ class DrainResult:
     events_ok: bool
     counted_ok: bool
     peak_rss_mib: float
+    # CPU seconds spent by the workers, PostgreSQL and Redis while draining: unlike the rate,
+    # it hardly depends on how fast this machine happens to be, and says what a callback costs.
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    steal: float = 0.0  # share of the machine's CPU time the hypervisor took meanwhile
 
     @property
     def rate(self) -> float:
         return self.callbacks / self.seconds
+
+    def cpu_us_per_callback(self) -> dict[str, float]:
+        return {name: s / self.callbacks * 1e6 for name, s in self.cpu_seconds.items()}
+
+    def busy(self, cores: int) -> float:
+        """Share of the machine the drain's processes used while it ran."""
+        return sum(self.cpu_seconds.values()) / (self.seconds * cores)
 
 
 def preload_stream(client: redis.Redis, cbs: list[Callback], at_once: bool = False) -> None:
@@ -114,17 +130,50 @@ def run_statuspipe(cbs: list[Callback], workers: int = 2) -> DrainResult:
             procs.append(env.Process(f"drain-worker-{i}", env.procfile("worker"), run_env))
         for p in procs:
             p.wait_for("workers.drain: draining ")
+        cpu_groups = env.service_cpu_groups(procs)
+        cpu_before = env.cpu_snapshot(cpu_groups)
+        ticks_before = env.machine_ticks()
         loader = threading.Thread(target=preload_stream, args=(client, cbs, True))
         loader.start()  # the watcher below polls on its own connection meanwhile
         seconds, peak = _wait_drained(
             redis.Redis.from_url(env.REDIS_URL), settings.stream_key, settings.consumer_group,
             procs, len(cbs), loader,
         )  # fmt: skip
+        cpu = env.cpu_used(cpu_before, env.cpu_snapshot(cpu_groups))
+        steal = _steal_since(ticks_before)
         loader.join()
     ok = check_database(database_url, cbs)
     return DrainResult(
-        f"statuspipe, {workers} worker processes", len(cbs), seconds, *ok, peak / 1024
+        f"statuspipe, {workers} worker processes", len(cbs), seconds, *ok, peak / 1024, cpu, steal
     )
+
+
+def _steal_since(before: tuple[int, int]) -> float:
+    total, stolen = env.machine_ticks()
+    return (stolen - before[1]) / max(1, total - before[0])
+
+
+def commit_rate(database_url: str, clients: int = 2, seconds: int = 5) -> float | None:
+    """Transactions/s of a one-row INSERT and COMMIT by `pgbench` on this machine, now: the
+    ceiling of any design that commits once per callback. None when pgbench is missing."""
+    if shutil.which("pgbench") is None:
+        return None
+    url = make_url(database_url)
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE IF NOT EXISTS bench_commit_probe (v integer)"))
+    engine.dispose()
+    with tempfile.NamedTemporaryFile("w", suffix=".sql") as script:
+        script.write("INSERT INTO bench_commit_probe (v) VALUES (1);\n")
+        script.flush()
+        out = subprocess.run(
+            ["pgbench", "-n", "-c", str(clients), "-j", str(clients), "-T", str(seconds),
+             "-f", script.name, "-h", url.host or "127.0.0.1", "-p", str(url.port or 5432),
+             "-U", url.username or "postgres", url.database or "postgres"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    found = re.search(r"tps = ([0-9.]+)", out.stdout)
+    return float(found.group(1)) if found else None
 
 
 def run_naive(cbs: list[Callback], concurrency: int = 2) -> DrainResult:
@@ -147,6 +196,9 @@ def run_naive(cbs: list[Callback], concurrency: int = 2) -> DrainResult:
     engine = create_engine(database_url)
     with env.processes() as procs:
         procs.append(env.Process("naive-worker", argv, run_env))
+        cpu_groups = env.service_cpu_groups(procs)
+        cpu_before = env.cpu_snapshot(cpu_groups)  # replaced when the clock starts
+        ticks_before = env.machine_ticks()
         started = None
         peak = 0
         last_report = time.monotonic()
@@ -157,7 +209,9 @@ def run_naive(cbs: list[Callback], concurrency: int = 2) -> DrainResult:
                 )
             now_m = time.monotonic()
             if started is None and (done or client.llen(queue) < total):
-                started = now_m
+                started = now_m  # the worker has booted: its start-up is not the design's cost
+                cpu_before = env.cpu_snapshot(cpu_groups)
+                ticks_before = env.machine_ticks()
             if done >= total:
                 break
             peak = max(peak, sum(env.rss_kib(pid) for pid in env.tree_pids(procs[0].proc.pid)))
@@ -168,6 +222,8 @@ def run_naive(cbs: list[Callback], concurrency: int = 2) -> DrainResult:
                 last_report = now_m
             time.sleep(0.05)
         seconds = time.monotonic() - started
+        cpu = env.cpu_used(cpu_before, env.cpu_snapshot(cpu_groups))
+        steal = _steal_since(ticks_before)
     engine.dispose()
     ok = check_database(database_url, cbs)
     return DrainResult(
@@ -176,6 +232,8 @@ def run_naive(cbs: list[Callback], concurrency: int = 2) -> DrainResult:
         seconds,
         *ok,
         peak / 1024,
+        cpu,
+        steal,
     )
 
 
@@ -185,4 +243,6 @@ if __name__ == "__main__":
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     data = callbacks(n)
     result = run_statuspipe(data)
-    print(json.dumps({**result.__dict__, "rate": result.rate}))
+    print(
+        json.dumps({**result.__dict__, "rate": result.rate, "cpu_us": result.cpu_us_per_callback()})
+    )

@@ -7,7 +7,7 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -138,6 +138,67 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
     except OSError:
         pass
     return 0
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process, all its threads; 0 once it is gone."""
+    try:
+        # The name in parentheses may hold spaces: count the fields after it.
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def pids_named(comm: str) -> list[int]:
+    """Every process whose command name is `comm` (e.g. all of PostgreSQL's processes)."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if (d / "comm").read_text().strip() == comm:
+                    pids.append(int(d.name))
+            except OSError:
+                continue
+    return pids
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(all, stolen) CPU ticks of the machine so far: steal is time the hypervisor gave this
+    virtual machine's CPUs to someone else, which no process here can see in its own CPU."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    # user nice system idle iowait irq softirq steal; guest time is already counted in user.
+    return sum(values[:8]), values[7]
+
+
+CpuGroups = dict[str, Callable[[], list[int]]]
+
+
+def cpu_snapshot(groups: CpuGroups) -> dict[str, dict[int, float]]:
+    return {name: {pid: cpu_seconds(pid) for pid in pids()} for name, pids in groups.items()}
+
+
+def cpu_used(
+    before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]
+) -> dict[str, float]:
+    """CPU seconds each group spent between two snapshots. A process that started in between
+    counts from zero; one that ended in between is not counted (none does in a drain run)."""
+    return {
+        name: sum(cpu - before[name].get(pid, 0.0) for pid, cpu in pids.items())
+        for name, pids in after.items()
+    }
+
+
+def service_cpu_groups(procs: list[Process]) -> CpuGroups:
+    """The CPU a drain costs: the worker processes, PostgreSQL's and Redis's."""
+    return {
+        "workers": lambda: [pid for p in procs for pid in tree_pids(p.proc.pid)],
+        "PostgreSQL": lambda: pids_named("postgres"),
+        "Redis": lambda: pids_named("redis-server"),
+    }
 
 
 def wait_port(port: int, timeout: float = 20) -> None:
