@@ -82,7 +82,7 @@ class Enqueuer:
             conn = self._idle.pop()
         except IndexError:
             return self._new_connection()  # connects on first use
-        if conn._sock is not None:  # redis-py has no public "is connected"
+        if conn.is_connected:
             try:
                 # Readable while idle means Redis closed it (restart, idle timeout): as redis-py's
                 # pool does on checkout, reconnect rather than fail this callback.
