@@ -1,6 +1,8 @@
 -- Offers each pre-signed callback exactly once, at a constant total rate, then stops.
 -- args: requests file (signature TAB token TAB body per line), rate per second.
 -- Paced with wrk's delay() and a wall clock from LuaJIT's FFI (wrk itself has no rate option).
+-- wrk runs scripts from any directory: load the shared reader from beside this file.
+local load_callbacks = dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "wrk_callbacks.lua")
 local ffi = require("ffi")
 ffi.cdef[[
   typedef struct { long tv_sec; long tv_usec; } timeval;
@@ -22,16 +24,8 @@ end
 
 function init(args)
   rate = tonumber(args[2])
-  for line in io.lines(args[1]) do
-    local sig, token, body = line:match("^([^\t]*)\t([^\t]*)\t(.*)$")
-    requests[#requests + 1] = wrk.format("POST", "/twilio/status", {
-      ["Content-Type"] = "application/x-www-form-urlencoded; charset=utf-8",
-      ["X-Twilio-Signature"] = sig,
-      ["I-Twilio-Idempotency-Token"] = token,
-      ["User-Agent"] = "TwilioProxy/1.1",
-      ["Connection"] = "close",
-    }, body)
-  end
+  -- A new connection per callback, as Twilio sends them.
+  requests = load_callbacks(args[1], {["Connection"] = "close"})
 end
 
 function delay()

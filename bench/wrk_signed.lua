@@ -1,18 +1,12 @@
 -- Replays pre-signed Twilio callbacks (one per line: signature TAB token TAB body) round-robin,
 -- and prints the result as one JSON line for bench/ingress.py.
+-- wrk runs scripts from any directory: load the shared reader from beside this file.
+local load_callbacks = dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "wrk_callbacks.lua")
 local requests = {}
 local index = 0
 
 function init(args)
-  for line in io.lines(args[1]) do
-    local sig, token, body = line:match("^([^\t]*)\t([^\t]*)\t(.*)$")
-    requests[#requests + 1] = wrk.format("POST", "/twilio/status", {
-      ["Content-Type"] = "application/x-www-form-urlencoded; charset=utf-8",
-      ["X-Twilio-Signature"] = sig,
-      ["I-Twilio-Idempotency-Token"] = token,
-      ["User-Agent"] = "TwilioProxy/1.1",
-    }, body)
-  end
+  requests = load_callbacks(args[1])
 end
 
 function request()
