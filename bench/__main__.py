@@ -81,8 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--e2e-seconds", type=int, default=60)
     parser.add_argument("--soak-minutes", type=float, default=0, help="worker RSS soak (e.g. 10)")
     parser.add_argument(
-        "--naive-callbacks", type=int, default=20_000,
-        help="the naive reference runs on the first N of the same callbacks (it is slow)",
+        "--naive-callbacks", type=int, default=None,
+        help="run the naive reference on the first N of the drain's callbacks only (default:"
+        " all of them, as the issue asks; at ~700/s 100,000 take about 2.5 minutes)",
     )  # fmt: skip
     parser.add_argument("--no-naive", action="store_true", help="skip the slow naive reference")
     parser.add_argument("--no-doc", action="store_true", help="do not write docs/benchmarks.md")
