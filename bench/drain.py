@@ -217,8 +217,10 @@ def run_naive(cbs: list[Callback], concurrency: int = 2) -> DrainResult:
             peak = max(peak, sum(env.rss_kib(pid) for pid in env.tree_pids(procs[0].proc.pid)))
             if procs[0].proc.poll() is not None:
                 raise RuntimeError(f"naive worker exited; see {procs[0].log_path}")
-            if now_m - last_report > 5:
-                print(f"    naive: {done:,}/{total:,} stored", flush=True)
+            if started is not None and done and now_m - last_report > 5:
+                rate = done / (now_m - started)
+                print(f"    naive: {done:,}/{total:,} stored, {rate:,.0f}/s, about"
+                      f" {(total - done) / rate:.0f} s left", flush=True)  # fmt: skip
                 last_report = now_m
             time.sleep(0.05)
         seconds = time.monotonic() - started
