@@ -116,6 +116,7 @@ class Drainer:
         self._next_claim = 0.0
         self._next_housekeeping = time.monotonic() + 60.0
         self._next_progress = time.monotonic() + PROGRESS_EVERY_SECONDS
+        self._progress_mark = (time.monotonic(), 0)  # when and at what count progress was last told
 
     # --- Redis side -------------------------------------------------------------------------
 
@@ -253,14 +254,30 @@ class Drainer:
                 )
                 log.info("removed idle consumer %s with nothing pending", name)
 
+    def _backlog(self) -> str:
+        try:
+            return f"{self.redis.xlen(self.settings.stream_key):,}"
+        except redis.RedisError:
+            return "unknown (Redis unavailable)"
+
     def _progress(self) -> None:
-        elapsed = time.monotonic() - self.stats.started
+        """One line with the rate since the previous line and what still waits in the stream,
+        so the logs alone tell whether the workers keep up. Silent while nothing is stored."""
+        now = time.monotonic()
+        since, stored_then = self._progress_mark
+        stored = self.stats.stored - stored_then
+        self._progress_mark = (now, self.stats.stored)
+        if not stored:
+            return
         log.info(
-            "drained %d callbacks in %d batches (%.0f/s overall), %d redelivered, %d claimed, "
-            "%d dead-lettered",
+            "stored %d callbacks in the last %.0fs (%.0f/s); backlog %s in the stream; since the "
+            "start: %d stored in %d batches, %d redelivered, %d claimed, %d dead-lettered",
+            stored,
+            now - since,
+            stored / max(now - since, 1e-9),
+            self._backlog(),
             self.stats.stored,
             self.stats.batches,
-            self.stats.stored / elapsed if elapsed else 0.0,
             self.stats.redelivered,
             self.stats.claimed,
             self.stats.dead,
@@ -285,7 +302,7 @@ class Drainer:
         if now >= self._next_housekeeping:
             self._next_housekeeping = now + HOUSEKEEPING_EVERY_SECONDS
             self._housekeeping()
-        if now >= self._next_progress and self.stats.batches:
+        if now >= self._next_progress:
             self._next_progress = now + PROGRESS_EVERY_SECONDS
             self._progress()
         return len(entries)
@@ -326,7 +343,14 @@ class Drainer:
                 self.stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
         self._progress()
-        log.info("drain stopped")
+        log.info(
+            "drain stopped after storing %d callbacks (%d redelivered, %d claimed, "
+            "%d dead-lettered)",
+            self.stats.stored,
+            self.stats.redelivered,
+            self.stats.claimed,
+            self.stats.dead,
+        )
 
 
 def drain_until_empty(drainer: Drainer, idle_passes: int = 2) -> Any:

@@ -1,5 +1,7 @@
 """The drain loop in-process against real Redis and PostgreSQL."""
 
+import logging
+import re
 import time
 from urllib.parse import urlencode
 
@@ -210,3 +212,20 @@ def test_a_connection_lost_during_copy_is_retried_and_counted_once(
         rows = session.execute(select(MessageEvent.message_sid, MessageEvent.duplicate_count))
         assert sorted(rows) == sorted((sid, 0) for sid in sids)
     assert redis_client.xlen(settings.stream_key) == 0
+
+
+def test_progress_tells_the_rate_and_the_backlog_and_is_silent_when_idle(
+    settings, redis_client, db, drainer_factory, caplog
+):
+    drainer = drainer_factory("a")
+    for _ in range(3):
+        enqueue(settings, redis_client, callback_fields(new_sid(), "sent"))
+    drainer.process(drainer._read(2, None))  # one entry left waiting
+    caplog.set_level(logging.INFO, logger="workers.drain")
+    drainer._progress()
+    assert len(caplog.records) == 1
+    line = caplog.records[0].getMessage()
+    assert re.search(r"stored 2 callbacks in the last \d+s \(\d+/s\); backlog 1 in the", line)
+    caplog.clear()
+    drainer._progress()  # nothing stored since: nothing to say
+    assert caplog.records == []
