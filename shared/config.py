@@ -132,7 +132,7 @@ class Settings:
         default=1_000_000,
         metadata={
             "env": "INGEST_MAX_BACKLOG",
-            "doc": "Unprocessed callbacks in Redis above which the ingress answers 503.",
+            "doc": "Unprocessed callbacks in Redis at which the ingress starts answering 503.",
         },
     )
     retry_after_seconds: int = field(
@@ -158,8 +158,8 @@ class Settings:
         default=50,
         metadata={
             "env": "BATCH_LINGER_MS",
-            "doc": "When a read returns a part-full batch, wait this long for more before storing"
-            " it: fewer, larger transactions under light load (0: store at once).",
+            "doc": "When a read returns less than half a batch, wait this long for more before"
+            " storing it: fewer, larger transactions under light load (0: store at once).",
         },
     )
     claim_idle_seconds: float = field(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -50,3 +51,27 @@ def test_ingress_does_not_import_workers():
 
 def test_shared_does_not_import_either_side():
     assert not {"ingest", "workers", "celery", "flask"} & _imports("shared")
+
+
+def _readme_section(title: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else None]
+
+
+def test_readme_names_every_variable_gunicorn_reads():
+    conf = (ROOT / "ingest" / "gunicorn_conf.py").read_text()
+    read = set(re.findall(r"environ\.get\(\s*[\"'](\w+)[\"']", conf))
+    assert read, "the pattern no longer finds gunicorn_conf.py's variables"
+    readme = (ROOT / "README.md").read_text()
+    assert [name for name in sorted(read) if f"`{name}`" not in readme] == []
+
+
+def test_readme_commands_name_every_command_and_option():
+    section = _readme_section("Commands")
+    missing = [name for name in main.commands if f"statuspipe {name}" not in section]
+    for name, command in main.commands.items():
+        options = [opt for param in command.params for opt in param.opts if opt.startswith("--")]
+        missing += [f"{name} {opt}" for opt in options if opt not in section]
+    assert missing == []
