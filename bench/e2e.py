@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import statistics
 import subprocess
 import threading
@@ -45,6 +46,10 @@ class E2EResult:
     worker_peak_rss_mib: float
     worker_rss_samples: list[tuple[float, float]] = field(default_factory=list)
     refusals: dict[str, int] = field(default_factory=dict)
+    workers_killed: int = 0
+    taken_over: int = 0  # callbacks a surviving or replacement worker took over from a dead one
+    # ... of which the dead worker had already committed: found in the receipts and skipped
+    redelivered: int = 0
 
 
 def _stream_of_callbacks(seed: int = 23):
@@ -162,7 +167,19 @@ def _rss_mib(pid: int) -> float:
     return sum(env.rss_kib(p) for p in env.tree_pids(pid)) / 1024
 
 
-def run(rate: int = 1000, seconds: int = 60, workers: int = 2) -> E2EResult:
+TAKEN_OVER = re.compile(rb"took over (\d+) callbacks from a silent worker: \d+ stored now, (\d+)")
+
+
+def run(
+    rate: int = 1000,
+    seconds: int = 60,
+    workers: int = 2,
+    kill_every: float | None = None,
+    claim_idle_seconds: float = 5.0,
+) -> E2EResult:
+    """`kill_every`: SIGKILL one worker (in turn) every that many seconds while callbacks are
+    offered, and start a replacement, as a crashing host or an OOM kill would; the dead worker's
+    unacknowledged callbacks are taken over after `claim_idle_seconds`."""
     database_url = env.fresh_database()
     env.fresh_redis()
     port = 19000 + int(time.time()) % 1000
@@ -170,6 +187,9 @@ def run(rate: int = 1000, seconds: int = 60, workers: int = 2) -> E2EResult:
     # let one stalled connection halve the capacity.
     web_env = env.base_env(database_url, PORT=str(port), WEB_CONCURRENCY="4")
     worker_env = env.base_env(database_url, LOG_LEVEL="INFO")
+    if kill_every:
+        worker_env.update(CLAIM_IDLE_SECONDS=str(claim_idle_seconds), CLAIM_INTERVAL_SECONDS="1")
+    kills = 0
     total = rate * seconds
     requests_file, keys = _write_requests(total)
     samples: list[tuple[float, float]] = []
@@ -196,10 +216,35 @@ def run(rate: int = 1000, seconds: int = 60, workers: int = 2) -> E2EResult:
                 worker_peak = max(worker_peak, *per_worker)
                 samples.append((time.monotonic() - t0, max(per_worker)))
 
+        offering = threading.Event()
+
+        def kill_workers() -> None:
+            nonlocal kills
+            rng = random.Random(7)
+            # Jittered, so the kills land anywhere in a worker's read-store-acknowledge cycle.
+            while not offering.wait(kill_every * rng.uniform(0.5, 1.5)):
+                i = kills % len(worker_procs)
+                worker_procs[i].proc.kill()  # SIGKILL: no shutdown, no acknowledgement
+                worker_procs[i].proc.wait()
+                kills += 1
+                replacement = env.Process(
+                    f"e2e-worker-{workers + kills - 1}", env.procfile("worker"), worker_env
+                )
+                procs.append(replacement)
+                worker_procs[i] = replacement
+                print(f"    e2e: killed worker {i} (kill {kills}), replacement started",
+                      flush=True)  # fmt: skip
+
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         watcher.start()
+        killer = threading.Thread(target=kill_workers, daemon=True) if kill_every else None
+        if killer:
+            killer.start()
         wrk = _offer(port, rate, seconds, requests_file)
+        offering.set()
+        if killer:
+            killer.join()
         acknowledged = wrk["acks"]
         print(
             f"    e2e: wrk sent {wrk['offered']:,} callbacks, {acknowledged:,} answered 2xx",
@@ -213,6 +258,11 @@ def run(rate: int = 1000, seconds: int = 60, workers: int = 2) -> E2EResult:
         watcher.stop.set()
         watcher.join()
         rows, dup_sum = watcher.count_rows()
+    takeovers = [
+        m for p in procs if p is not web for m in TAKEN_OVER.findall(p.log_path.read_bytes())
+    ]
+    taken_over = sum(int(n) for n, _ in takeovers)
+    redelivered = sum(int(n) for _, n in takeovers)
 
     latencies = sorted(watcher.latency_ms)
     # Every callback is a distinct (sid, status): the audit trail must hold one row, with no
@@ -226,12 +276,16 @@ def run(rate: int = 1000, seconds: int = 60, workers: int = 2) -> E2EResult:
         double_counted=dup_sum, web_peak_rss_mib=web_peak, worker_peak_rss_mib=worker_peak,
         worker_rss_samples=samples,
         refusals={"non-2xx": wrk["refused"], "socket errors": wrk["socket_errors"]},
+        workers_killed=kills, taken_over=taken_over, redelivered=redelivered,
     )  # fmt: skip
 
 
 if __name__ == "__main__":
     import sys
 
-    r = run(seconds=int(sys.argv[1]) if len(sys.argv) > 1 else 20)
+    r = run(
+        seconds=int(sys.argv[1]) if len(sys.argv) > 1 else 20,
+        kill_every=float(sys.argv[2]) if len(sys.argv) > 2 else None,
+    )
     r.worker_rss_samples = r.worker_rss_samples[-3:]
     print(r)

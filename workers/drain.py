@@ -287,18 +287,25 @@ class Drainer:
         """One pass: claim stale entries when due, else read new ones. Returns entries handled."""
         now = time.monotonic()
         entries: Entries = []
-        spans: Spans | None = None
         if now >= self._next_claim:
             self._next_claim = now + self.settings.claim_interval_seconds
             entries = self._claim_stale()
             if entries:
                 self.stats.claimed += len(entries)
-                log.warning("took over %d callbacks from a silent worker", len(entries))
+                result = self.process(entries)
+                # "already stored": the silent worker had committed them and died before its
+                # XACK; the receipts made the second delivery harmless.
+                log.warning(
+                    "took over %d callbacks from a silent worker: %d stored now, %d already stored",
+                    len(entries),
+                    result.stored,
+                    result.redelivered,
+                )
                 self._next_claim = now  # there may be more
         if not entries:
             entries, spans = self._read_new()
-        if entries:
-            self.process(entries, spans)
+            if entries:
+                self.process(entries, spans)
         if now >= self._next_housekeeping:
             self._next_housekeeping = now + HOUSEKEEPING_EVERY_SECONDS
             self._housekeeping()

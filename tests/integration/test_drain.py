@@ -103,7 +103,7 @@ def test_nul_characters_are_dead_lettered_with_a_reason(
 
 
 def test_entries_of_a_crashed_consumer_are_taken_over_and_counted_once(
-    settings, redis_client, db, drainer_factory
+    settings, redis_client, db, drainer_factory, caplog
 ):
     sids = [new_sid() for _ in range(30)]
     for sid in sids:
@@ -121,7 +121,11 @@ def test_entries_of_a_crashed_consumer_are_taken_over_and_counted_once(
 
     time.sleep(settings.claim_idle_seconds + 0.2)
     survivor = drainer_factory("survivor")
+    caplog.set_level(logging.WARNING, logger="workers.drain")
     stats = drain_until_empty(survivor)
+    assert "took over 30 callbacks from a silent worker: 0 stored now, 30 already stored" in [
+        r.getMessage() for r in caplog.records
+    ]
     assert stats.claimed == 30
     assert stats.redelivered == 30
     assert stats.stored == 0
