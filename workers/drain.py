@@ -13,7 +13,7 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -94,7 +94,6 @@ class Stats:
     dead: int = 0
     batches: int = 0
     claimed: int = 0
-    started: float = field(default_factory=time.monotonic)
 
 
 class Drainer:
