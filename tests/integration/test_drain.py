@@ -6,7 +6,7 @@ import time
 from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.orm import Session
 
 from shared import stream
@@ -233,3 +233,31 @@ def test_progress_tells_the_rate_and_the_backlog_and_is_silent_when_idle(
     caplog.clear()
     drainer._progress()  # nothing stored since: nothing to say
     assert caplog.records == []
+
+
+def test_a_read_only_database_is_waited_out_and_no_callback_is_blamed(
+    settings, redis_client, pg_url, db
+):
+    """A standby about to be promoted, or a managed database gone read-only on a full disk,
+    refuses every write with an error about itself, not about the rows: the batch waits and
+    nothing is dead-lettered (and so acknowledged) without being stored."""
+    engine = create_engine(pg_url)
+    refusals = {"left": 2}
+
+    @event.listens_for(engine, "begin")
+    def read_only(conn):
+        if refusals["left"] > 0:
+            refusals["left"] -= 1
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+
+    drainer = Drainer(settings, redis_client, make_sessionmaker(engine), name="a")
+    stream.ensure_group(redis_client, settings.stream_key, settings.consumer_group)
+    sids = [new_sid() for _ in range(4)]
+    for sid in sids:
+        enqueue(settings, redis_client, callback_fields(sid, "sent"))
+    stats = drain_until_empty(drainer)
+    engine.dispose()
+    assert refusals["left"] == 0
+    assert (stats.stored, stats.dead) == (4, 0)
+    assert count(db, DeadLetter) == 0
+    assert count(db, MessageEvent) == 4
