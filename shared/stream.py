@@ -111,3 +111,28 @@ def ensure_group(client: redis.Redis, stream_key: str, group: str) -> None:
     except redis_module.ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
+
+
+# Atomic, so a consumer cannot read new entries between the check and the delete: deleting a
+# consumer drops its pending entries, which would then never be delivered again.
+_REMOVE_IDLE_CONSUMERS_LUA = """
+local removed = {}
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local f = {}
+  for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
+  if f['name'] ~= ARGV[2] and f['pending'] == 0 and f['idle'] > tonumber(ARGV[3]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], f['name'])
+    removed[#removed + 1] = f['name']
+  end
+end
+return removed
+"""
+
+
+def remove_idle_consumers(
+    client: redis.Redis, stream_key: str, group: str, keep: str, idle_ms: int
+) -> list[str]:
+    """Forget consumers (dead workers' names) idle longer than `idle_ms` with nothing pending,
+    except `keep`. Returns the names removed."""
+    removed = client.eval(_REMOVE_IDLE_CONSUMERS_LUA, 1, stream_key, group, keep, idle_ms)
+    return [n.decode() if isinstance(n, bytes) else n for n in removed]

@@ -242,20 +242,14 @@ class Drainer:
             log.info(
                 "forgot %d receipts older than %dh", purged, self.settings.receipt_retention_hours
             )
-        for consumer in self.redis.xinfo_consumers(
-            self.settings.stream_key, self.settings.consumer_group
+        for name in stream.remove_idle_consumers(
+            self.redis,
+            self.settings.stream_key,
+            self.settings.consumer_group,
+            keep=self.name,
+            idle_ms=DEAD_CONSUMER_IDLE_MS,
         ):
-            name = consumer["name"]
-            name = name.decode() if isinstance(name, bytes) else name
-            if (
-                name != self.name
-                and not consumer["pending"]
-                and (consumer["idle"] > DEAD_CONSUMER_IDLE_MS)
-            ):
-                self.redis.xgroup_delconsumer(
-                    self.settings.stream_key, self.settings.consumer_group, name
-                )
-                log.info("removed idle consumer %s with nothing pending", name)
+            log.info("removed idle consumer %s with nothing pending", name)
 
     def _backlog(self) -> str:
         try:

@@ -261,3 +261,21 @@ def test_a_read_only_database_is_waited_out_and_no_callback_is_blamed(
     assert (stats.stored, stats.dead) == (4, 0)
     assert count(db, DeadLetter) == 0
     assert count(db, MessageEvent) == 4
+
+
+def test_only_idle_consumers_with_nothing_pending_are_forgotten(settings, redis_client):
+    key, group = settings.stream_key, settings.consumer_group
+    stream.ensure_group(redis_client, key, group)
+    for _ in range(3):
+        redis_client.xadd(key, {"b": "x"})
+    for consumer in ("dead-done", "me"):  # each stored and acknowledged what it read
+        read = redis_client.xreadgroup(group, consumer, {key: ">"}, count=1)[0][1]
+        redis_client.xack(key, group, read[0][0])
+    redis_client.xreadgroup(group, "dead-holding", {key: ">"}, count=1)  # still pending
+    time.sleep(0.1)
+    assert stream.remove_idle_consumers(redis_client, key, group, keep="me", idle_ms=50) == [
+        "dead-done"
+    ]
+    names = {c["name"].decode() for c in redis_client.xinfo_consumers(key, group)}
+    assert names == {"dead-holding", "me"}
+    assert stream.remove_idle_consumers(redis_client, key, group, keep="me", idle_ms=60_000) == []
