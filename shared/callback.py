@@ -17,7 +17,8 @@ from urllib.parse import unquote
 
 from shared import stream
 
-MESSAGE_SID_RE = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
+# \Z, not $: "$" also matches before a final newline, and "SM...%0A" would pass as a sid.
+MESSAGE_SID_RE = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}\Z")
 MAX_STATUS_LENGTH = 32
 
 

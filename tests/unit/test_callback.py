@@ -66,6 +66,7 @@ def test_own_query_identifiers_are_kept_beside_the_form():
         (lambda f: f.update(MessageSid="SM123"), "MessageSid must be"),
         (lambda f: f.update(MessageSid="XX" + "a" * 32), "MessageSid must be"),
         (lambda f: f.update(MessageSid="SM" + "g" * 32), "MessageSid must be"),
+        (lambda f: f.update(MessageSid="SM" + "a" * 32 + "\n"), "MessageSid must be"),
         (lambda f: f.update(MessageStatus="x" * 33), "MessageStatus must be"),
     ],
 )

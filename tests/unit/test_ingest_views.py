@@ -162,6 +162,7 @@ def test_other_content_types_are_415(client, content_type):
         (lambda f: f.update(MessageSid="SM1234"), b"MessageSid must be"),
         (lambda f: f.update(MessageSid="CA" + "0" * 32), b"MessageSid must be"),
         (lambda f: f.update(MessageSid="SM" + "z" * 32), b"MessageSid must be"),
+        (lambda f: f.update(MessageSid="SM" + "0" * 32 + "\n"), b"MessageSid must be"),
         (lambda f: f.update(MessageSid=""), b"MessageSid is missing"),
     ],
 )
