@@ -40,7 +40,9 @@ class IngestContext:
         return cls(
             settings=settings,
             redis=client,
-            enqueuer=Enqueuer(client, settings.stream_key, settings.max_backlog),
+            enqueuer=Enqueuer(
+                client, settings.stream_key, settings.max_backlog, settings.redis_timeout_seconds
+            ),
             signatures=signatures,
         )
 

@@ -8,6 +8,7 @@ commits, so the stream length is the backlog, which the ingress checks for backp
 from __future__ import annotations
 
 import hashlib
+import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -43,9 +44,24 @@ class Enqueuer:
     redis-py's, built from the client's settings: URL, auth, TLS, database and timeouts.
     """
 
-    def __init__(self, client: redis.Redis, stream_key: str, max_backlog: int) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        stream_key: str,
+        max_backlog: int,
+        timeout: float | None = None,
+    ) -> None:
+        """`timeout`: the budget of one whole enqueue, connecting included (default: the
+        client's socket timeout). Past it the enqueue raises redis's TimeoutError."""
         pool = client.connection_pool
-        self._new_connection = partial(pool.connection_class, **pool.connection_kwargs)
+        # A new connection's handshake costs round trips too, each allowed the socket timeout:
+        # RESP2 needs no HELLO, and CLIENT SETINFO is only a label. AUTH and SELECT remain
+        # when the URL asks for them.
+        kwargs = {**pool.connection_kwargs, "protocol": 2, "driver_info": None}
+        kwargs.pop("lib_name", None)
+        kwargs.pop("lib_version", None)
+        self._new_connection = partial(pool.connection_class, **kwargs)
+        self._timeout = timeout if timeout is not None else kwargs.get("socket_timeout")
         # list.pop and list.append are atomic: threaded or green workers can share the list.
         self._idle: list[Any] = []
         self._sha = hashlib.sha1(_ENQUEUE_LUA.encode()).hexdigest()  # noqa: S324 - Redis's id
@@ -63,13 +79,16 @@ class Enqueuer:
             args += [F_METHOD, method]
         if token:
             args += [F_TOKEN, token]
+        # One deadline for the whole enqueue: a slow Redis answering each of several round
+        # trips just inside the socket timeout must still get the caller its 503 in time.
+        deadline = None if self._timeout is None else time.monotonic() + self._timeout
         conn = self._checkout()
         try:
             try:
-                entry_id = _call(conn, "EVALSHA", self._sha, 1, self._key, *args)
+                entry_id = _call(conn, deadline, "EVALSHA", self._sha, 1, self._key, *args)
             except redis_exceptions.NoScriptError:  # Redis restarted: its script cache is empty
-                _call(conn, "SCRIPT", "LOAD", _ENQUEUE_LUA)
-                entry_id = _call(conn, "EVALSHA", self._sha, 1, self._key, *args)
+                _call(conn, deadline, "SCRIPT", "LOAD", _ENQUEUE_LUA)
+                entry_id = _call(conn, deadline, "EVALSHA", self._sha, 1, self._key, *args)
         finally:
             # redis-py disconnects on a network error; the next call connects afresh.
             self._idle.append(conn)
@@ -94,9 +113,17 @@ class Enqueuer:
         return conn
 
 
-def _call(conn: Any, *command: Any) -> Any:
+def _call(conn: Any, deadline: float | None, *command: Any) -> Any:
+    if not conn.is_connected:
+        conn.connect()  # within the connect timeout, plus AUTH and SELECT if configured
+    if deadline is None:
+        conn.send_packed_command(conn.pack_command(*command), check_health=False)
+        return conn.read_response()
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise redis_exceptions.TimeoutError("Redis took the whole enqueue timeout")
     conn.send_packed_command(conn.pack_command(*command), check_health=False)
-    return conn.read_response()
+    return conn.read_response(timeout=remaining)  # disconnects if it runs out
 
 
 def ensure_group(client: redis.Redis, stream_key: str, group: str) -> None:

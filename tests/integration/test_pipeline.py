@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -263,6 +264,44 @@ def test_redis_stopped_means_503_within_a_second(spawn, pg_url, db):
         assert http("GET", base + "/readyz")[0] == 503
         assert http("GET", base + "/healthz")[0] == 200
     finally:
+        own_redis.stop()
+
+
+# Keeps Redis busy for ARGV[1] ms: every other command waits until it ends.
+BUSY_LUA = """
+local t = redis.call('TIME'); local start = t[1] * 1000000 + t[2]
+repeat local n = redis.call('TIME') until n[1] * 1000000 + n[2] - start >= tonumber(ARGV[1]) * 1000
+return 1
+"""
+
+
+def test_a_slow_redis_still_gets_an_answer_within_the_timeout(spawn, pg_url, db):
+    """Each round trip to a slow Redis may take nearly INGEST_REDIS_TIMEOUT; a new connection
+    and a script reload take several. The whole enqueue still answers within the timeout."""
+    own_redis = services.RedisProcess()
+    busy = threading.Event()
+
+    def hog() -> None:
+        client = redis.Redis.from_url(own_redis.url)
+        while not busy.is_set():
+            client.eval(BUSY_LUA, 0, 400)
+
+    hogger = threading.Thread(target=hog, daemon=True)
+    try:
+        env = make_env(pg_url, own_redis.url, INGEST_REDIS_TIMEOUT="0.5")
+        _, base = start_web(spawn, env)
+        hogger.start()
+        time.sleep(0.1)
+        for _ in range(6):  # new connections in every gunicorn worker, and no script loaded
+            started = time.monotonic()
+            status, _, headers = send(base, callback_fields(new_sid(), "sent"))
+            elapsed = time.monotonic() - started
+            assert status in (200, 503)
+            assert elapsed < 0.8, f"answered {status} after {elapsed:.2f}s"
+            assert status == 200 or "Retry-After" in headers
+    finally:
+        busy.set()
+        hogger.join(timeout=5)
         own_redis.stop()
 
 
