@@ -143,7 +143,8 @@ class Settings:
         default=0.5,
         metadata={
             "env": "INGEST_REDIS_TIMEOUT",
-            "doc": "Connect/read timeout of the ingress to Redis; past it the answer is 503.",
+            "doc": "Time the ingress gives Redis to take one callback, connecting included;"
+            " past it the answer is 503.",
         },
     )
     batch_size: int = field(
