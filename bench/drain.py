@@ -37,8 +37,8 @@ class DrainResult:
     events_ok: bool
     counted_ok: bool
     peak_rss_mib: float
-    # CPU seconds spent by the workers, PostgreSQL and Redis while draining: unlike the rate,
-    # it hardly depends on how fast this machine happens to be, and says what a callback costs.
+    # CPU seconds spent by the workers, PostgreSQL and Redis while draining: what a callback
+    # costs and where, and how close the rate came to what the cores allow.
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     steal: float = 0.0  # share of the machine's CPU time the hypervisor took meanwhile
 
@@ -197,8 +197,8 @@ def run_naive(cbs: list[Callback], concurrency: int = 2) -> DrainResult:
     with env.processes() as procs:
         procs.append(env.Process("naive-worker", argv, run_env))
         cpu_groups = env.service_cpu_groups(procs)
-        cpu_before = env.cpu_snapshot(cpu_groups)  # replaced when the clock starts
-        ticks_before = env.machine_ticks()
+        cpu_before: dict[str, dict[int, float]] = {}  # both taken when the clock starts
+        ticks_before = (0, 0)
         started = None
         peak = 0
         last_report = time.monotonic()

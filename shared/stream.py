@@ -116,14 +116,13 @@ class Enqueuer:
 def _call(conn: Any, deadline: float | None, *command: Any) -> Any:
     if not conn.is_connected:
         conn.connect()  # within the connect timeout, plus AUTH and SELECT if configured
-    if deadline is None:
-        conn.send_packed_command(conn.pack_command(*command), check_health=False)
-        return conn.read_response()
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise redis_exceptions.TimeoutError("Redis took the whole enqueue timeout")
+    read: dict[str, float] = {}
+    if deadline is not None:
+        read["timeout"] = deadline - time.monotonic()  # the read disconnects if it runs out
+        if read["timeout"] <= 0:
+            raise redis_exceptions.TimeoutError("Redis took the whole enqueue timeout")
     conn.send_packed_command(conn.pack_command(*command), check_health=False)
-    return conn.read_response(timeout=remaining)  # disconnects if it runs out
+    return conn.read_response(**read)
 
 
 def ensure_group(client: redis.Redis, stream_key: str, group: str) -> None:
