@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install statuspipe with its test tools
 
-run: $(STAMP)  ## ingress + worker on embedded Redis and SQLite (or DATABASE_URL/REDIS_URL); Ctrl-C stops
+run: $(STAMP)  ## the Procfile's processes on embedded Redis and SQLite (or DATABASE_URL/REDIS_URL); Ctrl-C stops
 	$(BIN)/statuspipe dev
 
 test: $(STAMP)  ## the whole suite (real Redis/PostgreSQL if running, else embedded ones)

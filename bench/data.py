@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from twilio.request_validator import RequestValidator
+from cli.sample_callback import sign
 
 ACCOUNT = "AC" + "0" * 31 + "1"
 SERVICE = "MG" + "0" * 31 + "2"
@@ -92,7 +92,7 @@ def callbacks(total: int, seed: int = 7, duplicates: float = 0.05) -> list[Callb
 
 
 def signature(url: str, cb: Callback, token: str) -> str:
-    return RequestValidator(token).compute_signature(url, cb.fields)
+    return sign(token, url, cb.fields)
 
 
 def expected_counts(cbs: list[Callback]) -> tuple[int, int]:

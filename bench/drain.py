@@ -24,6 +24,8 @@ from sqlalchemy.engine import make_url
 
 from bench import env
 from bench.data import Callback, callbacks, expected_counts
+from devtools.processes import Proc
+from devtools.procfile import command as procfile_command
 from shared import stream
 from shared.config import load_settings
 
@@ -89,7 +91,7 @@ def _wait_drained(
     client: redis.Redis,
     key: str,
     group: str,
-    procs: list[env.Process],
+    procs: list[Proc],
     total: int,
     loader: threading.Thread,
 ) -> tuple[float, int]:
@@ -127,9 +129,9 @@ def run_statuspipe(cbs: list[Callback], workers: int = 2) -> DrainResult:
     run_env = env.base_env(database_url, LOG_LEVEL="INFO")
     with env.processes() as procs:
         for i in range(workers):
-            procs.append(env.Process(f"drain-worker-{i}", env.procfile("worker"), run_env))
+            procs.append(env.start(f"drain-worker-{i}", procfile_command("worker"), run_env))
         for p in procs:
-            p.wait_for("workers.drain: draining ")
+            p.wait_for_output("workers.drain: draining ", timeout=60)
         cpu_groups = env.service_cpu_groups(procs)
         cpu_before = env.cpu_snapshot(cpu_groups)
         ticks_before = env.machine_ticks()
@@ -195,7 +197,7 @@ def run_naive(cbs: list[Callback], concurrency: int = 2) -> DrainResult:
     total = len(cbs)
     engine = create_engine(database_url)
     with env.processes() as procs:
-        procs.append(env.Process("naive-worker", argv, run_env))
+        procs.append(env.start("naive-worker", argv, run_env))
         cpu_groups = env.service_cpu_groups(procs)
         cpu_before: dict[str, dict[int, float]] = {}  # both taken when the clock starts
         ticks_before = (0, 0)

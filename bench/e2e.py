@@ -24,6 +24,8 @@ from sqlalchemy.engine import make_url
 
 from bench import env
 from bench.data import FINALS, Callback, _fields, signature
+from devtools.ports import wait_port
+from devtools.procfile import command as procfile_command
 
 POLL_SECONDS = 0.02
 CONNECTIONS = 32
@@ -195,14 +197,14 @@ def run(
     samples: list[tuple[float, float]] = []
     web_peak = worker_peak = 0.0
     with env.processes() as procs:
-        web = env.Process("e2e-web", env.procfile("web"), web_env)
+        web = env.start("e2e-web", procfile_command("web"), web_env)
         procs.append(web)
-        worker_procs = [env.Process(f"e2e-worker-{i}", env.procfile("worker"), worker_env)
+        worker_procs = [env.start(f"e2e-worker-{i}", procfile_command("worker"), worker_env)
                         for i in range(workers)]  # fmt: skip
         procs.extend(worker_procs)
-        env.wait_port(port)
+        wait_port(port, timeout=20)
         for w in worker_procs:
-            w.wait_for("draining")
+            w.wait_for_output("draining", timeout=60)
         watcher = RowWatcher(database_url, keys)
 
         sampling = threading.Event()
@@ -227,8 +229,8 @@ def run(
                 worker_procs[i].proc.kill()  # SIGKILL: no shutdown, no acknowledgement
                 worker_procs[i].proc.wait()
                 kills += 1
-                replacement = env.Process(
-                    f"e2e-worker-{workers + kills - 1}", env.procfile("worker"), worker_env
+                replacement = env.start(
+                    f"e2e-worker-{workers + kills - 1}", procfile_command("worker"), worker_env
                 )
                 procs.append(replacement)
                 worker_procs[i] = replacement

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import os
-import shlex
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import redis
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-from shared.migrate import upgrade
+from devtools.app_env import app_env
+from devtools.database import create_database
+from devtools.processes import Proc
+from devtools.procfile import BIN, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+__all__ = ["BIN", "ROOT"]
+
 OUT = ROOT / "bench" / "out"
 AUTH_TOKEN = "bench_auth_token_0123456789abcdef"
 PUBLIC_URL = "https://hooks.example.com"
@@ -31,14 +28,7 @@ DB_NAME = "statuspipe_bench"
 
 def fresh_database() -> str:
     """Drop and re-create the bench database, migrated; returns its URL."""
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{DB_NAME}"'))
-    admin.dispose()
-    url = make_url(PG_ADMIN_URL).set(database=DB_NAME).render_as_string(hide_password=False)
-    upgrade(url)
-    return url
+    return create_database(PG_ADMIN_URL, DB_NAME)
 
 
 def fresh_redis() -> redis.Redis:
@@ -48,69 +38,25 @@ def fresh_redis() -> redis.Redis:
 
 
 def base_env(database_url: str, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=database_url,
-        REDIS_URL=REDIS_URL,
-        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-        PUBLIC_URL=PUBLIC_URL,
-        API_TOKEN="bench",
-        INGEST_MAX_BACKLOG="10000000",
-        LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
+    """A benchmarked process's settings: no backlog limit, quiet logs unless `extra` says."""
+    return app_env(
+        database_url,
+        REDIS_URL,
+        auth_token=AUTH_TOKEN,
+        api_token="bench",
+        public_url=PUBLIC_URL,
+        **{"INGEST_MAX_BACKLOG": "10000000", "LOG_LEVEL": "WARNING", **extra},
     )
-    env.update(extra)
-    return env
 
 
-def procfile(process: str) -> list[str]:
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        name, _, command = line.partition(":")
-        if name.strip() == process:
-            argv = shlex.split(command)
-            return [str(BIN / argv[0]), *argv[1:]]
-    raise KeyError(process)
-
-
-class Process:
+def start(name: str, argv: list[str], env: dict[str, str]) -> Proc:
     """A child process with its output in bench/out/<name>.log."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        OUT.mkdir(parents=True, exist_ok=True)
-        self.name = name
-        self.log_path = OUT / f"{name}.log"
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            argv, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT
-        )
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_for(self, needle: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if needle in self.output():
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.name} never printed {needle!r}; see {self.log_path}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
+    return Proc(name, argv, env, OUT, log_name=f"{name}.log")
 
 
 @contextmanager
-def processes() -> Iterator[list[Process]]:
-    started: list[Process] = []
+def processes() -> Iterator[list[Proc]]:
+    started: list[Proc] = []
     try:
         yield started
     finally:
@@ -192,23 +138,10 @@ def cpu_used(
     }
 
 
-def service_cpu_groups(procs: list[Process]) -> CpuGroups:
+def service_cpu_groups(procs: list[Proc]) -> CpuGroups:
     """The CPU a drain costs: the worker processes, PostgreSQL's and Redis's."""
     return {
         "workers": lambda: [pid for p in procs for pid in tree_pids(p.proc.pid)],
         "PostgreSQL": lambda: pids_named("postgres"),
         "Redis": lambda: pids_named("redis-server"),
     }
-
-
-def wait_port(port: int, timeout: float = 20) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on port {port}")

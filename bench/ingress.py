@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from bench import env
 from bench.data import callbacks, signature
+from devtools.ports import wait_port
+from devtools.procfile import command as procfile_command
 
 CONNECTIONS = 16
 
@@ -51,11 +53,11 @@ def measure(
     # No WEB_CONCURRENCY: both apps run with the shipped default (ingest/gunicorn_conf.py,
     # two sync workers per core), the setting an operator gets.
     run_env = env.base_env(database_url, PORT=str(port))
-    argv = [a if a != "ingest.wsgi:app" else app for a in env.procfile("web")]
+    argv = [a if a != "ingest.wsgi:app" else app for a in procfile_command("web")]
     with env.processes() as procs:
-        web = env.Process(f"ingress-{app.split(':')[0]}", argv, run_env)
+        web = env.start(f"ingress-{app.split(':')[0]}", argv, run_env)
         procs.append(web)
-        env.wait_port(port)
+        wait_port(port, timeout=20)
         _wrk(port, 2, requests_file)  # warm up: imports, connections
         result = _wrk(port, seconds, requests_file)
         peak = sum(env.rss_kib(pid, "VmHWM") for pid in env.tree_pids(web.proc.pid))

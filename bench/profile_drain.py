@@ -24,9 +24,12 @@ from sqlalchemy.engine import Engine
 from bench import env
 from bench.data import callbacks
 from bench.drain import preload_stream
+from devtools.drain import drain_until_empty
 from shared.config import load_settings
 from shared.db import make_engine, make_sessionmaker
-from workers import drain, persist, persist_postgres
+from workers import drain
+from workers.drain import loop
+from workers.store import batch, postgres
 
 cpu: collections.Counter[str] = collections.Counter()
 wall: collections.Counter[str] = collections.Counter()
@@ -55,7 +58,7 @@ def _statement_timer(engine: Engine) -> None:
         label = " ".join(statement.split())[:50]
         wall[label] += time.perf_counter() - conn.info["statement_started"]
 
-    copy = persist_postgres._copy
+    copy = postgres._copy
 
     def timed_copy(session: Any, table: str, lines: Any) -> None:
         # Formatting the lines is counted as CPU ("COPY lines"), not as COPY. Timed per batch:
@@ -69,7 +72,7 @@ def _statement_timer(engine: Engine) -> None:
         finally:
             wall[f"COPY {table}"] += time.perf_counter() - started
 
-    persist_postgres._copy = timed_copy
+    postgres._copy = timed_copy
 
 
 def _backend_cpu_seconds(engine: Engine) -> float:
@@ -89,7 +92,7 @@ def main(total: int) -> None:
     )
     engine = make_engine(settings, pool_size=1, max_overflow=0)  # one backend to measure
     _statement_timer(engine)
-    for owner, name in [(drain, "parse_entries"), (persist, "collapse"),
+    for owner, name in [(loop, "parse_entries"), (batch, "collapse"),
                         (drain.Drainer, "_read"),
                         (drain.Drainer, "_ack"), (drain.Drainer, "_store")]:  # fmt: skip
         _cpu_timed(owner, name)
@@ -100,7 +103,7 @@ def main(total: int) -> None:
     gc.freeze()
     backend_before = _backend_cpu_seconds(engine)
     started, cpu_started = time.perf_counter(), time.thread_time()
-    drain.drain_until_empty(drainer)
+    drain_until_empty(drainer)
     seconds, process_cpu = time.perf_counter() - started, time.thread_time() - cpu_started
     backend = _backend_cpu_seconds(engine) - backend_before
 

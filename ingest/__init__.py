@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 
 import redis
-from flask import Flask, Response
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from ingest import api, health
-from ingest.callback_endpoint import MAX_BODY_BYTES, CallbackEndpoint
+from ingest.api.errors import api_error
+from ingest.callback_endpoint import CallbackEndpoint
+from ingest.callback_request import MAX_BODY_BYTES
 from ingest.context import IngestContext
 from ingest.responses import plain
 from shared.config import Settings
@@ -18,7 +20,8 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings, redis_client: redis.Redis | None = None) -> Flask:
-    app = Flask(__name__)
+    # No static files: without this Flask would answer a /static/<path> route of its own.
+    app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     ctx = IngestContext.build(settings, redis_client)
     app.extensions["statuspipe"] = ctx
@@ -28,12 +31,17 @@ def create_app(settings: Settings, redis_client: redis.Redis | None = None) -> F
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
+        if request.path.startswith("/api/"):
+            code = exc.name.lower().replace(" ", "_")
+            return api_error(exc.code or 500, code, exc.description or exc.name)
         # Plain, short reasons: the caller is a machine (Twilio) or an operator with curl.
         return plain(exc.code or 500, exc.description or exc.name)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         log.exception("unexpected error")
+        if request.path.startswith("/api/"):
+            return api_error(500, "internal_error", "internal error; see the web process's log")
         return plain(500, "internal error")
 
     if settings.signature_mode == "off":

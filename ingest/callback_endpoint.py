@@ -1,10 +1,13 @@
-"""POST/GET /twilio/status: validate, append the raw callback to Redis in one round trip, answer.
+"""POST/GET /twilio/status: read form -> verify -> validate -> enqueue -> answer.
 
 This is the one hot path of the ingress, so it is a plain WSGI callable mounted in front of the
 Flask app (as middleware such as ProxyFix is): Flask's request context, routing and response
 objects cost as much as the work itself (`make bench`, docs/benchmarks.md). Everything else (the
 read API, probes) is ordinary Flask. Nothing here touches the database: the answer depends only
 on Redis accepting the callback.
+
+Each step either hands the next one its input or ends the request with an Outcome
+(ingest/callback_outcome.py); `__call__` sees every Outcome, whichever step produced it.
 """
 
 from __future__ import annotations
@@ -17,30 +20,33 @@ from typing import Any
 
 import redis
 
+from ingest.callback_outcome import ACCEPTED, INTERNAL_ERROR, Outcome
+from ingest.callback_request import METHODS, CallbackRequest, read_callback
 from ingest.context import IngestContext
-from shared.callback import missing_field_reason, parse_form
+from shared.callback import missing_field_reason
 from shared.stream import BacklogFull
 
 log = logging.getLogger(__name__)
 
 PATH = "/twilio/status"
-FORM_TYPE = "application/x-www-form-urlencoded"
-MAX_BODY_BYTES = 64 * 1024
+
+BAD_SIGNATURE = Outcome(403, "bad_signature", "invalid X-Twilio-Signature")
+REDIS_UNAVAILABLE = Outcome(
+    503, "redis_unavailable", "storage unavailable, retry later", (("Retry-After", "1"),)
+)
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
-
-class FormValues(dict[str, Any]):
-    """Parsed form fields; `getall` lets RequestValidator sign repeated keys as Twilio does."""
-
-    def getall(self, key: str) -> list[str]:
-        value = self[key]
-        return value if isinstance(value, list) else [value]
+_STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 
 
 class CallbackEndpoint:
     """WSGI middleware: answers /twilio/status itself and passes every other path on."""
+
+    # Not in Flask's url_map: exposed so that the list of routes the app answers is complete.
+    PATH = PATH
+    METHODS = METHODS
 
     def __init__(self, app: WsgiApp, ctx: IngestContext) -> None:
         self.app = app
@@ -50,88 +56,62 @@ class CallbackEndpoint:
         if environ.get("PATH_INFO") != PATH:
             return self.app(environ, start_response)
         try:
-            status, text, headers = self.handle(environ)
+            outcome = self.handle(environ)
         except Exception:
             log.exception("unexpected error handling a callback")
-            status, text, headers = 500, "internal error", []
-        body = text.encode()
-        start_response(
-            f"{status} {HTTPStatus(status).phrase}",
-            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
-             *headers],
-        )  # fmt: skip
-        return [body]
+            outcome = INTERNAL_ERROR
+        return _answer(outcome, start_response)
 
-    def handle(self, environ: dict[str, Any]) -> tuple[int, str, list[tuple[str, str]]]:
-        method = environ.get("REQUEST_METHOD", "GET")
-        query = environ.get("QUERY_STRING", "").encode("latin-1")
-        if method == "POST":
-            mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
-            if mimetype != FORM_TYPE:
-                return 415, f"expected {FORM_TYPE}, got {mimetype or 'no content type'}", []
-            body = _read_body(environ)
-            if body is None:
-                return 413, f"body over {MAX_BODY_BYTES} bytes", []
-            form_bytes = body
-        elif method in ("GET", "HEAD"):
-            body = b""
-            form_bytes = query
-        else:
-            return 405, "use POST (or GET)", [("Allow", "GET, HEAD, POST")]
-        try:
-            fields = FormValues(parse_form(form_bytes.decode("utf-8")))
-        except UnicodeDecodeError:
-            return 400, "callback is not valid UTF-8", []
+    def handle(self, environ: dict[str, Any]) -> Outcome:
+        request = read_callback(environ)
+        if isinstance(request, Outcome):
+            return request
+        rejection = self._verify(request) or _validate(request)
+        return rejection or self._enqueue(request)
 
-        checker = self.ctx.signatures
-        if checker is not None:
-            url = checker.signed_url(environ)
-            # Twilio signs a GET as the URL alone: its fields are already in the query string.
-            signed_params = fields if method == "POST" else {}
-            signature = environ.get("HTTP_X_TWILIO_SIGNATURE", "")
-            if not checker.is_valid(url, signed_params, signature):
-                if self.ctx.settings.signature_mode == "enforce":
-                    log.warning(
-                        "rejected callback with %s signature for %s",
-                        "a wrong" if signature else "no",
-                        url,
-                    )
-                    return 403, "invalid X-Twilio-Signature", []
-                log.warning("accepting a callback with an invalid signature (log-only) for %s", url)
+    def _verify(self, request: CallbackRequest) -> Outcome | None:
+        verifier = self.ctx.verifier
+        if verifier is None:
+            return None
+        problem = verifier.verify(request)
+        if problem is None:
+            return None
+        if self.ctx.settings.signature_mode == "enforce":
+            log.warning("rejected callback with %s", problem)
+            return BAD_SIGNATURE
+        log.warning("accepting a callback with %s (log-only)", problem)
+        return None
 
-        reason = missing_field_reason(fields)
-        if reason:
-            return 400, reason, []
-
+    def _enqueue(self, request: CallbackRequest) -> Outcome:
         try:
             self.ctx.enqueuer.enqueue(
-                body=body,
-                query=query,
-                method="GET" if method == "HEAD" else method,
-                token=environ.get("HTTP_I_TWILIO_IDEMPOTENCY_TOKEN", ""),
+                body=request.body,
+                query=request.query,
+                method="GET" if request.method == "HEAD" else request.method,
+                token=request.environ.get("HTTP_I_TWILIO_IDEMPOTENCY_TOKEN", ""),
                 received=time.time(),
             )
         except BacklogFull:
-            log.warning("backlog over %d callbacks: answering 503", self.ctx.settings.max_backlog)
-            retry = str(self.ctx.settings.retry_after_seconds)
-            return 503, "backlog full, retry later", [("Retry-After", retry)]
+            settings = self.ctx.settings
+            log.warning("backlog over %d callbacks: answering 503", settings.max_backlog)
+            retry = (("Retry-After", str(settings.retry_after_seconds)),)
+            return Outcome(503, "backlog_full", "backlog full, retry later", retry)
         except redis.RedisError as exc:
             log.error("redis did not accept the callback (%s): answering 503", exc)
-            return 503, "storage unavailable, retry later", [("Retry-After", "1")]
-        return 200, "", []
+            return REDIS_UNAVAILABLE
+        return ACCEPTED
 
 
-def _read_body(environ: dict[str, Any]) -> bytes | None:
-    """The request body, or None when it is over the limit (declared or actually sent)."""
-    declared = environ.get("CONTENT_LENGTH") or ""
-    if declared:
-        try:
-            length = int(declared)
-        except ValueError:
-            length = MAX_BODY_BYTES + 1
-        if length > MAX_BODY_BYTES:
-            return None
-        return environ["wsgi.input"].read(length)
-    # Chunked (no Content-Length): read one byte past the limit to tell.
-    body = environ["wsgi.input"].read(MAX_BODY_BYTES + 1)
-    return None if len(body) > MAX_BODY_BYTES else body
+def _validate(request: CallbackRequest) -> Outcome | None:
+    reason = missing_field_reason(request.fields)
+    return Outcome(400, "missing_field", reason) if reason else None
+
+
+def _answer(outcome: Outcome, start_response: StartResponse) -> list[bytes]:
+    body = outcome.text.encode()
+    start_response(
+        _STATUS_LINES[outcome.status],
+        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
+         *outcome.headers],
+    )  # fmt: skip
+    return [body]

@@ -1,19 +1,22 @@
-"""What the ingress keeps per process: settings, the Redis enqueuer, the signature checker and a
-lazily built database session factory (only the read API uses it)."""
+"""What the ingress keeps per process: settings, the Redis enqueuer, the callback verifier, and,
+built lazily because only the API uses them, a database session factory and a Twilio client."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy.orm import Session, sessionmaker
+from twilio.rest import Client
 
-from ingest.signature import SignatureChecker
+from ingest.signature import SignatureChecker, Verifier
 from shared.config import Settings
 from shared.db import make_engine, make_sessionmaker
 from shared.stream import Enqueuer
+from shared.twilio_client import make_twilio_client
 
 
 @dataclass
@@ -21,7 +24,7 @@ class IngestContext:
     settings: Settings
     redis: redis.Redis
     enqueuer: Enqueuer
-    signatures: SignatureChecker | None
+    verifier: Verifier | None  # None: SIGNATURE_MODE=off
     _sessions: sessionmaker[Session] | None = field(default=None, repr=False)
 
     @classmethod
@@ -34,16 +37,16 @@ class IngestContext:
                 socket_connect_timeout=settings.redis_timeout_seconds,
                 retry=Retry(NoBackoff(), 0),
             )
-        signatures = None
+        verifier: Verifier | None = None
         if settings.signature_mode != "off":
-            signatures = SignatureChecker(settings.public_url, settings.auth_tokens)
+            verifier = SignatureChecker(settings.public_url, settings.auth_tokens)
         return cls(
             settings=settings,
             redis=client,
             enqueuer=Enqueuer(
                 client, settings.stream_key, settings.max_backlog, settings.redis_timeout_seconds
             ),
-            signatures=signatures,
+            verifier=verifier,
         )
 
     @property
@@ -51,3 +54,8 @@ class IngestContext:
         if self._sessions is None:
             self._sessions = make_sessionmaker(make_engine(self.settings))
         return self._sessions
+
+    @functools.cached_property
+    def twilio(self) -> Client:
+        """For `POST /api/messages`; raises ConfigError when TWILIO_ACCOUNT_SID is not set."""
+        return make_twilio_client(self.settings)

@@ -1,10 +1,12 @@
-"""Process start-up: load settings, stop with one line naming a missing one, set up logging."""
+"""Process start-up: settings and the error-code map (one line and exit if bad), then logging."""
 
 from __future__ import annotations
 
+import functools
 import sys
 
 from shared.config import ConfigError, Settings, load_settings
+from shared.error_codes import ErrorCodeMap, load_error_codes
 from shared.logs import configure_logging
 
 
@@ -12,6 +14,8 @@ def _load(process: str, check: str, exit_code: int = 2) -> Settings:
     try:
         settings = load_settings()
         getattr(settings, check)()
+        # Loaded here so that a bad map stops the process at start, not at the first failure.
+        error_code_map(settings)
     except ConfigError as exc:
         print(f"statuspipe {process}: {exc}", file=sys.stderr)
         raise SystemExit(exit_code) from None
@@ -27,3 +31,13 @@ def web_settings() -> Settings:
 
 def worker_settings() -> Settings:
     return _load("worker", "require_for_worker")
+
+
+def error_code_map(settings: Settings) -> ErrorCodeMap:
+    """The process's error-code map, read from disk once per process and settings."""
+    return _cached_map(settings.error_code_map_path, settings.unknown_error_code_action)
+
+
+@functools.cache
+def _cached_map(override_path: str, default_action: str) -> ErrorCodeMap:
+    return load_error_codes(override_path or None, default_action)

@@ -10,8 +10,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 SIGNATURE_MODES = ("enforce", "log-only", "off")
+# contact_update is missing on purpose: an unknown code says nothing about the recipient.
+UNKNOWN_ERROR_CODE_ACTIONS = ("alert", "retry", "none")
 
 
 class ConfigError(Exception):
@@ -45,6 +48,14 @@ def _parse_float(name: str, raw: str, minimum: float) -> float:
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def _parse_base_url(name: str, raw: str) -> str:
+    """Scheme and host (and port) only: a path here would silently be dropped or doubled."""
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/"):
+        raise ConfigError(f"{name} must be like http://127.0.0.1:8099, got {raw!r}")
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def normalize_database_url(url: str) -> str:
@@ -101,12 +112,82 @@ class Settings:
             "doc": "Second accepted token while rotating the primary.",
         },
     )
+    twilio_api_base_url: str = field(
+        default="",
+        metadata={
+            "env": "TWILIO_API_BASE_URL",
+            "doc": "Send every Twilio REST call to this scheme and host instead of Twilio's"
+            " (e.g. http://127.0.0.1:8099, the fake in tests and `make run`); empty: Twilio.",
+        },
+    )
+    twilio_api_key_sid: str = field(
+        default="",
+        metadata={
+            "env": "TWILIO_API_KEY_SID",
+            "doc": "API key (SK...) for REST calls instead of the auth token; needs the secret.",
+        },
+    )
+    twilio_api_key_secret: str = field(
+        default="",
+        metadata={"env": "TWILIO_API_KEY_SECRET", "doc": "Secret of TWILIO_API_KEY_SID."},
+    )
+    twilio_timeout_seconds: float = field(
+        default=10.0,
+        metadata={"env": "TWILIO_TIMEOUT", "doc": "Seconds one Twilio REST call may take."},
+    )
     public_url: str = field(
         default="",
         metadata={
             "env": "PUBLIC_URL",
             "doc": "Scheme and host Twilio calls (e.g. https://hooks.example.com), "
             "used to rebuild the signed URL behind proxies.",
+        },
+    )
+    act_on_failures: bool = field(
+        default=True,
+        metadata={
+            "env": "ACT_ON_FAILURES",
+            "doc": "Decide and carry out resends, alerts and contact updates for failed messages"
+            " (false: the drain only records them).",
+        },
+    )
+    callback_overrides: str = field(
+        default="rc=3&rp=ct,rt,5xx&ct=2000&rt=3000",
+        metadata={
+            "env": "CALLBACK_CONNECTION_OVERRIDES",
+            "doc": "Twilio connection overrides put in the fragment of the StatusCallback of every"
+            " message statuspipe sends: retry on connect errors, read timeouts and 5xx (empty:"
+            " Twilio's default, one retry on connect errors only).",
+        },
+    )
+    retry_max_attempts: int = field(
+        default=3,
+        metadata={
+            "env": "RETRY_MAX_ATTEMPTS",
+            "doc": "Sends per original message, the first included, before a transient failure"
+            " becomes an alert.",
+        },
+    )
+    retry_backoff_seconds: float = field(
+        default=5.0,
+        metadata={
+            "env": "RETRY_BACKOFF_SECONDS",
+            "doc": "Base of the resend backoff: attempt n waits base x 2^(n-2) x (1..2, jitter).",
+        },
+    )
+    twilio_max_rps: float = field(
+        default=10.0,
+        metadata={
+            "env": "TWILIO_MAX_RPS",
+            "doc": "REST calls per second to Twilio from all actions workers together.",
+        },
+    )
+    action_stale_seconds: float = field(
+        default=60.0,
+        metadata={
+            "env": "ACTION_STALE_SECONDS",
+            "doc": "An action still pending this long after it was due is dispatched again by the"
+            " sweeper (a worker died between commit and dispatch).",
         },
     )
     api_token: str = field(
@@ -181,9 +262,65 @@ class Settings:
             "doc": "How long stream ids are remembered to make redelivery harmless.",
         },
     )
+    error_code_map_path: str = field(
+        default="",
+        metadata={
+            "env": "ERROR_CODE_MAP_PATH",
+            "doc": "TOML file whose entries replace or add to the shipped Twilio error-code map"
+            " (shared/error_codes.toml); empty: the shipped map only.",
+        },
+    )
+    unknown_error_code_action: str = field(
+        default="alert",
+        metadata={
+            "env": "UNKNOWN_ERROR_CODE_ACTION",
+            "doc": "What to do about an error code not in the map: alert | retry | none.",
+        },
+    )
     log_level: str = field(default="INFO", metadata={"env": "LOG_LEVEL", "doc": "Log level."})
     log_json: bool = field(
         default=False, metadata={"env": "LOG_JSON", "doc": "One JSON object per log line."}
+    )
+    alert_webhook_url: str = field(
+        default="",
+        metadata={
+            "env": "ALERT_WEBHOOK_URL",
+            "doc": "Alerts are POSTed here as JSON with a Slack-compatible `text` (empty: off).",
+        },
+    )
+    alert_window_seconds: int = field(
+        default=60,
+        metadata={
+            "env": "ALERT_WINDOW_SECONDS",
+            "doc": "Alerts of one kind and code are grouped into one per window of this length.",
+        },
+    )
+    smtp_url: str = field(
+        default="",
+        metadata={
+            "env": "SMTP_URL",
+            "doc": "Mail server for alert emails: smtp://user:pass@host:587?starttls=true or"
+            " smtps://user:pass@host:465 (empty: no email).",
+        },
+    )
+    alert_email_from: str = field(
+        default="",
+        metadata={"env": "ALERT_EMAIL_FROM", "doc": "Sender of alert emails (with SMTP_URL)."},
+    )
+    alert_email_to: str = field(
+        default="",
+        metadata={
+            "env": "ALERT_EMAIL_TO",
+            "doc": "Recipients of alert emails, comma-separated (with SMTP_URL).",
+        },
+    )
+    alert_sink_timeout: float = field(
+        default=5.0,
+        metadata={
+            "env": "ALERT_SINK_TIMEOUT",
+            "doc": "Seconds an alert webhook or mail server has to answer before the send is"
+            " retried.",
+        },
     )
 
     @property
@@ -209,6 +346,8 @@ class Settings:
 
 
 _PARSERS: dict[str, Any] = {
+    "twilio_api_base_url": lambda n, r: _parse_base_url(n, r),
+    "twilio_timeout_seconds": lambda n, r: _parse_float(n, r, 0.01),
     "port": lambda n, r: _parse_int(n, r, 1),
     "max_backlog": lambda n, r: _parse_int(n, r, 1),
     "retry_after_seconds": lambda n, r: _parse_int(n, r, 0),
@@ -219,8 +358,45 @@ _PARSERS: dict[str, Any] = {
     "claim_idle_seconds": lambda n, r: _parse_float(n, r, 0.1),
     "claim_interval_seconds": lambda n, r: _parse_float(n, r, 0.1),
     "receipt_retention_hours": lambda n, r: _parse_int(n, r, 1),
+    "act_on_failures": _parse_bool,
+    "retry_max_attempts": lambda n, r: _parse_int(n, r, 1),
+    "retry_backoff_seconds": lambda n, r: _parse_float(n, r, 0.0),
+    "twilio_max_rps": lambda n, r: _parse_float(n, r, 0.1),
+    "action_stale_seconds": lambda n, r: _parse_float(n, r, 1.0),
     "log_json": _parse_bool,
+    "alert_window_seconds": lambda n, r: _parse_int(n, r, 1),
+    "alert_sink_timeout": lambda n, r: _parse_float(n, r, 0.1),
 }
+
+ALERT_WEBHOOK_SCHEMES = ("http", "https")
+SMTP_SCHEMES = ("smtp", "smtps")
+
+
+def _check_alert_sinks(values: Mapping[str, Any]) -> None:
+    """Stop at start on an alert destination that could never work, not at the first alert."""
+    webhook = values.get("alert_webhook_url", "")
+    if webhook and urlsplit(webhook).scheme not in ALERT_WEBHOOK_SCHEMES:
+        raise ConfigError(f"ALERT_WEBHOOK_URL must be an http(s) URL, got {webhook!r}")
+    smtp = values.get("smtp_url", "")
+    if not smtp:
+        return
+    parts = urlsplit(smtp)
+    if parts.scheme not in SMTP_SCHEMES:
+        raise ConfigError(f"SMTP_URL must start with smtp:// or smtps://, got {parts.scheme!r}")
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when it is read.
+    except ValueError:
+        raise ConfigError("SMTP_URL has an invalid port") from None
+    if not parts.hostname:
+        raise ConfigError("SMTP_URL names no host")
+    for key, raw in parse_qsl(parts.query, keep_blank_values=True):
+        if key != "starttls":
+            raise ConfigError(f"SMTP_URL accepts only the starttls option, got {key!r}")
+        _parse_bool("SMTP_URL starttls", raw)
+    if not values.get("alert_email_from"):
+        raise ConfigError("ALERT_EMAIL_FROM is required when SMTP_URL is set")
+    if not values.get("alert_email_to", "").strip(" ,"):
+        raise ConfigError("ALERT_EMAIL_TO is required when SMTP_URL is set")
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -246,6 +422,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if mode not in SIGNATURE_MODES:
         allowed = ", ".join(SIGNATURE_MODES)
         raise ConfigError(f"SIGNATURE_MODE must be one of {allowed}, got {mode!r}")
+    unknown_action = values.get("unknown_error_code_action", "alert")
+    if unknown_action not in UNKNOWN_ERROR_CODE_ACTIONS:
+        allowed = ", ".join(UNKNOWN_ERROR_CODE_ACTIONS)
+        raise ConfigError(
+            f"UNKNOWN_ERROR_CODE_ACTION must be one of {allowed}, got {unknown_action!r}"
+        )
+    _check_alert_sinks(values)
     return Settings(**values)
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -17,8 +18,10 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     false,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -157,3 +160,116 @@ class DeadLetter(Base):
     reason: Mapped[str] = mapped_column(Text, nullable=False)
     entry: Mapped[dict[str, Any]] = mapped_column(JsonDoc, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UtcTime, nullable=False, server_default=func.now())
+
+
+class OutboundMessage(Base):
+    """A message statuspipe asked Twilio to send, stored before the REST call.
+
+    The row exists first so that its id can travel in the StatusCallback URL: a callback that
+    arrives before `create` returned is still matched to it. A resend is a new row with
+    `original_id` pointing at the first send of the chain and `attempt` counting from 1."""
+
+    __tablename__ = "outbound_messages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    sid: Mapped[str | None] = mapped_column(String(34), unique=True)
+    to: Mapped[str] = mapped_column(Text, nullable=False)
+    from_: Mapped[str | None] = mapped_column("from", Text)
+    messaging_service_sid: Mapped[str | None] = mapped_column(Text)
+    # NULL for a message statuspipe did not compose (never the case here) or media only.
+    body: Mapped[str | None] = mapped_column(Text)
+    media_urls: Mapped[list[str]] = mapped_column(JsonDoc, nullable=False, default=list)
+    attempt: Mapped[int] = mapped_column(SmallInteger, nullable=False, default=1)
+    original_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("outbound_messages.id"), index=True
+    )
+    # pending: stored, create not answered yet; created: Twilio answered 2xx; rejected: Twilio
+    # answered an error; unknown: the call timed out, so Twilio may or may not have it.
+    send_state: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+    initial_status: Mapped[str | None] = mapped_column(String(32))
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcTime, nullable=False, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(UtcTime, nullable=False, server_default=func.now())
+
+
+class Action(Base):
+    """What statuspipe decided to do about one failed message: an outbox row.
+
+    Written in the transaction that stores the failure, keyed by the message, so duplicate and
+    concurrent callbacks can only ever produce one; carried out later by the `actions` role."""
+
+    __tablename__ = "actions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_sid: Mapped[str] = mapped_column(String(34), nullable=False, unique=True)
+    status: Mapped[str] = mapped_column(String(32), nullable=False)
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)  # retry | alert | contact_update
+    contact_state: Mapped[str | None] = mapped_column(String(16))
+    # pending -> sending (a resend's create is in flight) -> done
+    state: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(Text)
+    resend_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("outbound_messages.id"))
+    due_at: Mapped[datetime] = mapped_column(UtcTime, nullable=False)
+    runs: Mapped[int] = mapped_column(SmallInteger, nullable=False, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcTime, nullable=False, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(UtcTime, nullable=False, server_default=func.now())
+
+    __table_args__ = (
+        # The sweeper's question: what is not done and due. Done rows are the vast majority.
+        Index(
+            "ix_actions_open_due_at",
+            "due_at",
+            postgresql_where=text("state <> 'done'"),
+            sqlite_where=text("state <> 'done'"),
+        ),
+    )
+
+
+class Contact(Base):
+    """A recipient whose number has a known problem (opted out, landline, invalid, ...)."""
+
+    __tablename__ = "contacts"
+
+    number: Mapped[str] = mapped_column(Text, primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    reason_code: Mapped[int | None] = mapped_column(Integer)
+    source_sid: Mapped[str | None] = mapped_column(String(34))
+    updated_at: Mapped[datetime] = mapped_column(UtcTime, nullable=False)
+
+
+class AlertGroup(Base):
+    """One alert: every failure of one kind and code within one window, posted once."""
+
+    __tablename__ = "alert_groups"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    # 0 when the alert is not about an error code: NULLs would never collide in the key.
+    code: Mapped[int] = mapped_column(Integer, nullable=False)
+    window_start: Mapped[datetime] = mapped_column(UtcTime, nullable=False)
+    window_end: Mapped[datetime] = mapped_column(UtcTime, nullable=False)
+    summary: Mapped[str] = mapped_column(Text, nullable=False)
+    # Extra fields for the structured alert (a drop alert's rates, say).
+    detail: Mapped[dict[str, Any]] = mapped_column(JsonDoc, nullable=False, default=dict)
+    state: Mapped[str] = mapped_column(String(16), nullable=False, default="open")  # open | sent
+    sinks_done: Mapped[list[str]] = mapped_column(JsonDoc, nullable=False, default=list)
+    attempts: Mapped[int] = mapped_column(SmallInteger, nullable=False, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcTime)
+
+    __table_args__ = (UniqueConstraint("kind", "code", "window_start"),)
+
+
+class AlertMember(Base):
+    """A message counted in an alert: distinct messages, never duplicate callbacks."""
+
+    __tablename__ = "alert_members"
+
+    group_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("alert_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    message_sid: Mapped[str] = mapped_column(String(34), primary_key=True)
+    added_at: Mapped[datetime] = mapped_column(UtcTime, nullable=False, server_default=func.now())

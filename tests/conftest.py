@@ -1,28 +1,28 @@
 from __future__ import annotations
 
 import os
-import shlex
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine
 
+from devtools.app_env import app_env
+from devtools.database import create_database, drop_database, truncate_all
+from devtools.processes import Proc
+from devtools.procfile import BIN, ROOT
+from devtools.procfile import command as procfile_command
 from shared.config import Settings, load_settings
-from shared.migrate import upgrade
 from tests import services
 from tests.twilio_fixtures import AUTH_TOKEN
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+# Imported from here by test modules: the Procfile's commands as the tests run them.
+__all__ = ["BIN", "ROOT", "Proc", "procfile_command"]
+
 API_TOKEN = "test-api-token"
-TABLES = "messages, message_events, callback_receipts, dead_letters"
 
 
 # --- services -------------------------------------------------------------------------------
@@ -40,17 +40,9 @@ def redis_base_url() -> Iterator[str]:
 def pg_url() -> Iterator[str]:
     """A database of our own on the PostgreSQL server, migrated with Alembic."""
     url, server = services.postgres_url()
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
     name = f"statuspipe_test_{os.getpid()}"
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    db_url = make_url(url).set(database=name).render_as_string(hide_password=False)
-    upgrade(db_url)
-    yield db_url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    yield create_database(url, name)
+    drop_database(url, name)
     if server:
         server.stop()
 
@@ -66,8 +58,7 @@ def pg_engine(pg_url: str) -> Iterator[Engine]:
 def db(pg_engine: Engine) -> Iterator[Engine]:
     """The test database, emptied after the test."""
     yield pg_engine
-    with pg_engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {TABLES} CASCADE"))
+    truncate_all(pg_engine)
 
 
 @pytest.fixture
@@ -80,18 +71,16 @@ def redis_client(redis_base_url: str) -> Iterator[redis.Redis]:
 
 
 def make_env(pg_url: str, redis_url: str, **overrides: Any) -> dict[str, str]:
-    env = {
-        "DATABASE_URL": pg_url,
-        "REDIS_URL": redis_url,
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "API_TOKEN": API_TOKEN,
-        "PUBLIC_URL": "https://hooks.example.com",
-        "CLAIM_IDLE_SECONDS": "2",
-        "CLAIM_INTERVAL_SECONDS": "0.5",
-        "BLOCK_MS": "200",
-    }
-    env.update({k: str(v) for k, v in overrides.items()})
-    return env
+    """A process's settings for a test: short claim and block times keep takeovers quick."""
+    fast = {"CLAIM_IDLE_SECONDS": "2", "CLAIM_INTERVAL_SECONDS": "0.5", "BLOCK_MS": "200"}
+    return app_env(
+        pg_url,
+        redis_url,
+        auth_token=AUTH_TOKEN,
+        api_token=API_TOKEN,
+        public_url="https://hooks.example.com",
+        **{**fast, **overrides},
+    )
 
 
 @pytest.fixture
@@ -100,48 +89,6 @@ def settings(pg_url: str, redis_base_url: str) -> Settings:
 
 
 # --- processes ------------------------------------------------------------------------------
-
-
-class Proc:
-    """A child process whose output goes to a file, shown when a test fails."""
-
-    def __init__(self, name: str, cmd: list[str], env: dict[str, str], tmp: Path) -> None:
-        self.name = name
-        self.log_path = tmp / f"{name}-{time.monotonic_ns()}.log"
-        self.log = self.log_path.open("wb")
-        full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(
-            cmd, env=full_env, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def output(self) -> str:
-        if not self.log.closed:
-            self.log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def wait_for_output(self, needle: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if needle in self.output():
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"{self.name} never printed {needle!r}:\n{self.output()[-3000:]}")
-
-    def stop(self, sig: int = 15, timeout: float = 30) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
 
 
 @pytest.fixture
@@ -158,18 +105,11 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
         proc.stop()
 
 
-def procfile_command(process: str) -> list[str]:
-    """A Procfile line as Heroku runs it, so the tests prove each line works as is."""
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        name, _, command = line.partition(":")
-        if name.strip() == process:
-            argv = shlex.split(command)
-            return [str(BIN / argv[0]), *argv[1:]]
-    raise KeyError(f"no {process!r} line in the Procfile")
-
-
-def start_web(spawn: Callable[..., Proc], env: dict[str, str]) -> tuple[Proc, str]:
-    port = services.free_port()
+def start_web(
+    spawn: Callable[..., Proc], env: dict[str, str], port: int | None = None
+) -> tuple[Proc, str]:
+    """`port`: one chosen beforehand, when PUBLIC_URL must name the ingress's own address."""
+    port = port or services.free_port()
     env = {**env, "PORT": str(port), "WEB_CONCURRENCY": "2"}
     proc = spawn("gunicorn", procfile_command("web"), env)
     try:

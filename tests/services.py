@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from shared.devserver import redis_server_binary
+from devtools.ports import free_port, port_open, wait_port
+from devtools.redis_server import RedisNotFoundError, RedisServer
+
+__all__ = ["RedisProcess", "free_port", "port_open", "postgres_url", "redis_url", "wait_port"]
 
 DEFAULT_PG = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
@@ -29,63 +29,20 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
-    try:
-        socket.create_connection((host, port), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
-def wait_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if port_open(host, port, 0.2):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
-
-
 def _unavailable(what: str, url: str) -> None:
     if in_ci():
         pytest.fail(f"{what} is not reachable at {url}; CI requires it (CI=true)", pytrace=False)
 
 
-def redis_binary() -> str:
-    try:
-        return redis_server_binary()
-    except SystemExit as exc:
-        pytest.fail(str(exc), pytrace=False)
-
-
-class RedisProcess:
-    """A throwaway redis-server the test owns (to stop, pause or kill it)."""
+class RedisProcess(RedisServer):
+    """A throwaway redis-server the test owns (to stop, pause or kill it); a missing binary
+    fails the test with one line."""
 
     def __init__(self, appendonly: bool = False, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.dir = tempfile.mkdtemp(prefix="sp-redis-")
-        self.proc = subprocess.Popen(
-            [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes" if appendonly else "no", "--dir", self.dir],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_port(self.port)
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        try:
+            super().__init__(appendonly=appendonly, port=port)
+        except RedisNotFoundError as exc:
+            pytest.fail(str(exc), pytrace=False)
 
 
 def redis_url() -> tuple[str, RedisProcess | None]:

@@ -1,9 +1,10 @@
-"""The Celery app: `celery -A workers.celery_app worker`.
+"""The Celery app of the drain role: `celery -A workers.celery_app worker`.
 
 Callbacks do not travel as one Celery task each: that caps the drain at about 1,300/s here.
-Instead every worker process runs the stream drain loop (workers.drain) as a worker bootstep,
-beside the task pool that later jobs (resends, reconciliation) use. Scale by running more
-worker processes anywhere; they share the work through the Redis consumer group.
+Instead every worker process runs the stream drain loop (workers.drain) as a worker bootstep.
+Scale by running more worker processes anywhere; they share the work through the Redis consumer
+group. Failures that call for an action are handed to the `actions` role (workers/actions_app.py)
+after each batch commits.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import threading
 from typing import Any, ClassVar
 
 from celery import Celery, bootsteps
-from celery.signals import setup_logging
 
-from shared.bootstrap import worker_settings
-from shared.config import Settings, load_settings
+from shared.bootstrap import error_code_map, worker_settings
+from shared.config import Settings
 from shared.db import make_engine, make_sessionmaker
-from shared.logs import configure_logging
+from workers.actions.dispatch import dispatch_actions
+from workers.actions.outbox import ActionPlanner
+from workers.celery_base import create_celery
 from workers.drain import Drainer, redis_client
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,15 @@ class StreamDrainStep(bootsteps.StartStopStep):
         settings: Settings = parent.app.conf.statuspipe_settings
         client = redis_client(settings)
         sessions = make_sessionmaker(make_engine(settings))
-        self.drainer = Drainer(settings, client, sessions)
+        app: Celery = parent.app
+        acting = settings.act_on_failures
+        self.drainer = Drainer(
+            settings,
+            client,
+            sessions,
+            plan_actions=ActionPlanner(error_code_map(settings)) if acting else None,
+            dispatch_actions=(lambda ids: dispatch_actions(app, ids)) if acting else None,
+        )
         # Everything loaded so far lives as long as the process: keep the cyclic collector from
         # walking it again on every full collection. A batch allocates tens of thousands of
         # short-lived containers, which set collections off constantly.
@@ -57,25 +67,9 @@ class StreamDrainStep(bootsteps.StartStopStep):
 
 
 def create_app(settings: Settings) -> Celery:
-    app = Celery("statuspipe", broker=settings.redis_url, include=[])
-    app.conf.update(
-        statuspipe_settings=settings,
-        task_default_queue="status",
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        task_ignore_result=True,
-        worker_prefetch_multiplier=1,
-        worker_hijack_root_logger=False,
-        broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": 3600},
-    )
+    app = create_celery(settings, default_queue="status", include=[])
     app.steps["worker"].add(StreamDrainStep)
     return app
-
-
-@setup_logging.connect
-def _logging(**_: Any) -> None:
-    configure_logging(load_settings(), "worker")
 
 
 app = create_app(worker_settings())

@@ -1,4 +1,4 @@
-"""The documentation cannot drift from the code, and the ingress never imports the workers."""
+"""The documentation cannot drift from the code, and the packages import each other one way."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from shared.cli import main
+from cli import main
 from shared.config import settings_table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,8 +49,26 @@ def test_ingress_does_not_import_workers():
     assert "celery" not in _imports("ingest")
 
 
+def test_workers_do_not_import_the_ingress():
+    assert "ingest" not in _imports("workers")
+
+
 def test_shared_does_not_import_either_side():
-    assert not {"ingest", "workers", "celery", "flask"} & _imports("shared")
+    assert not {"ingest", "workers", "cli", "devtools", "celery", "flask"} & _imports("shared")
+
+
+def test_production_packages_never_import_the_cli_or_devtools():
+    # cli/ sits on top of them all; devtools/ is not in the production image.
+    for package in ("ingest", "workers", "shared"):
+        assert not {"cli", "devtools"} & _imports(package), package
+
+
+def test_only_the_cli_imports_all_three():
+    # Of the packages that ship; devtools/, bench/ and tests/ may import anything.
+    shipped = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"devtools", "bench", "tests"}
+    packages = shipped - {"cli"}
+    everything = {"ingest", "workers", "shared"}
+    assert [p for p in sorted(packages) if everything <= _imports(p)] == []
 
 
 def _readme_section(title: str) -> str:

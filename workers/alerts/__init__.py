@@ -1,0 +1,1 @@
+"""Alerts: what one says (`alert`) and where it goes (`sinks`)."""
