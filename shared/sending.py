@@ -112,6 +112,21 @@ def store_outbound(
     return row
 
 
+def store_resend(session: Session, failed: OutboundMessage) -> OutboundMessage:
+    """The record of the next send of `failed`'s message: same recipient, sender, body and media,
+    one attempt further, in `failed`'s chain. The caller commits."""
+    request = SendRequest(
+        to=failed.to,
+        body=failed.body,
+        from_=failed.from_,
+        messaging_service_sid=failed.messaging_service_sid,
+        media_urls=tuple(failed.media_urls),
+    )
+    return store_outbound(
+        session, request, attempt=failed.attempt + 1, original_id=failed.original_id or failed.id
+    )
+
+
 def create_on_twilio(client: Client, settings: Settings, row: OutboundMessage) -> Any:
     """The one `messages.create` call. Raises TwilioCallFailed; returns the MessageInstance."""
     kwargs: dict[str, Any] = {

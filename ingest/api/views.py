@@ -3,7 +3,7 @@ when statuspipe sent it, its own id, its place in a resend chain and the actions
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -11,14 +11,11 @@ from sqlalchemy.orm import Session
 
 from shared.models import Action, Message, MessageEvent, OutboundMessage
 from shared.sending import outbound_for_message
+from shared.timefmt import iso_utc
 
 
 def iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # SQLite hands back naive datetimes; everything stored is UTC
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return None if value is None else iso_utc(value)
 
 
 def message_json(m: Message) -> dict[str, Any]:

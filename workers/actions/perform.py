@@ -21,14 +21,13 @@ from sqlalchemy.orm import Session
 
 from shared.db import session_scope
 from shared.models import Action, Message, OutboundMessage
-from shared.send_request import SendRequest
 from shared.sending import (
     TwilioCallFailed,
     create_on_twilio,
     outbound_for_message,
     record_created,
     record_failed,
-    store_outbound,
+    store_resend,
 )
 from workers.actions.contacts import mark_contact
 from workers.actions.context import ActionContext
@@ -174,16 +173,7 @@ def _prepare_resend(
             action.due_at = due
             action.updated_at = now
             return Next(run_again_in=(due - now).total_seconds())
-        request = SendRequest(
-            to=failed.to,
-            body=failed.body,
-            from_=failed.from_,
-            messaging_service_sid=failed.messaging_service_sid,
-            media_urls=tuple(failed.media_urls),
-        )
-        row = store_outbound(
-            session, request, attempt=next_attempt, original_id=failed.original_id or failed.id
-        )
+        row = store_resend(session, failed)
         action.resend_id = row.id
     action.state = "sending"
     action.updated_at = now

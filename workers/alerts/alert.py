@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.timefmt import iso_utc
+
 MAX_SAMPLE_SIDS = 5
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -60,11 +62,6 @@ def window_bounds(at: datetime, window_seconds: int) -> tuple[datetime, datetime
     # timedelta arithmetic is exact to the microsecond, where float timestamps are not.
     start = EPOCH + ((at - EPOCH) // width) * width
     return start, start + width
-
-
-def iso_utc(value: datetime) -> str:
-    """ISO 8601 in UTC with a `Z`, as the read API writes times."""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def as_json(alert: Alert) -> dict[str, Any]:

@@ -13,18 +13,8 @@ from sqlalchemy.orm import Session
 from shared.models import DeadLetter
 from tests import services
 from tests.conftest import BIN, ROOT, Proc, make_env, procfile_command, start_web
+from tests.integration.cli.runner import statuspipe
 from tests.twilio_fixtures import AUTH_TOKEN, new_sid
-
-
-def statuspipe(env, *args, cwd=None):
-    return subprocess.run(
-        [str(BIN / "statuspipe"), *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=cwd or ROOT,
-    )
 
 
 def test_release_phase_migrates_idempotently(pg_url, redis_base_url):

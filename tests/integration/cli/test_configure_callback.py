@@ -10,21 +10,14 @@ import subprocess
 
 import pytest
 
-from devtools.fake_twilio import DEFAULT_ACCOUNT_SID, FakeTwilio
+from devtools.fake_twilio import DEFAULT_ACCOUNT_SID
 from shared.stream import F_BODY
 from tests import services
 from tests.conftest import BIN, ROOT, make_env, start_web
-from tests.twilio_fixtures import AUTH_TOKEN
 
 OVERRIDES = "rc=3&rp=ct,rt,5xx&ct=2000&rt=3000"
 OLD_CALLBACK = "https://old.example.com/status"
 STREAM_KEY = "statuspipe:callbacks"
-
-
-@pytest.fixture
-def fake():
-    with FakeTwilio(auth_token=AUTH_TOKEN) as running:
-        yield running
 
 
 def cli_env(pg_url, redis_url, fake, public_url, **overrides):

@@ -4,7 +4,6 @@ one line for a wrong DATABASE_URL, and the migrations `migrate` applied."""
 from __future__ import annotations
 
 import os
-import subprocess
 
 import pytest
 from alembic.script import ScriptDirectory
@@ -15,6 +14,7 @@ from devtools.ports import free_port
 from shared.migrate import alembic_config
 from shared.models import DeadLetter
 from tests.conftest import BIN, Proc
+from tests.integration.cli.runner import statuspipe as run_statuspipe
 from tests.twilio_fixtures import new_sid
 
 DEV_SETTINGS_LINE = "using the dev settings of `make run` from var/dev.env"
@@ -23,15 +23,7 @@ UNSET = {"DATABASE_URL", "REDIS_URL", "TWILIO_AUTH_TOKEN", "API_TOKEN", "PUBLIC_
 
 
 def statuspipe(*args: str, env: dict[str, str] | None = None, cwd=None):
-    clean = {k: v for k, v in os.environ.items() if k not in UNSET}
-    return subprocess.run(
-        [str(BIN / "statuspipe"), *args],
-        env={**clean, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=cwd,
-    )
+    return run_statuspipe(env or {}, *args, cwd=cwd, unset=UNSET)
 
 
 def test_a_second_terminal_uses_the_dev_runners_settings(tmp_path, pg_url, db):

@@ -4,29 +4,21 @@ the official client (TWILIO_API_BASE_URL), with statuspipe's record in the real 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from devtools.fake_twilio import DEFAULT_ACCOUNT_SID, FakeTwilio
+from devtools.fake_twilio import DEFAULT_ACCOUNT_SID
 from shared.models import Contact, OutboundMessage
-from tests.conftest import BIN, ROOT, make_env
-from tests.twilio_fixtures import AUTH_TOKEN
+from tests.conftest import make_env
+from tests.integration.cli.runner import statuspipe
 
 PUBLIC = "https://hooks.example.com"
 SENDER = "+15005550006"
 TO = "+15005550010"
 OVERRIDES = "rc=3&rp=ct,rt,5xx&ct=2000&rt=3000"
-
-
-@pytest.fixture
-def fake():
-    with FakeTwilio(auth_token=AUTH_TOKEN) as running:
-        yield running
 
 
 @pytest.fixture
@@ -37,17 +29,6 @@ def env(pg_url, redis_base_url, fake, db):
         TWILIO_ACCOUNT_SID=DEFAULT_ACCOUNT_SID,
         TWILIO_API_BASE_URL=fake.base_url,
         CALLBACK_CONNECTION_OVERRIDES=OVERRIDES,
-    )
-
-
-def statuspipe(env, *args):
-    return subprocess.run(
-        [str(BIN / "statuspipe"), *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
     )
 
 
