@@ -9,9 +9,6 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from shared.callback import Callback
-from shared.config import load_settings
-from shared.db import make_engine
-from shared.migrate import upgrade
 from shared.models import CallbackReceipt, DeadLetter, Message, MessageEvent
 from tests.twilio_fixtures import new_sid
 from workers.store import DeadEntry, purge_receipts, store_batch
@@ -38,16 +35,9 @@ def cb(sid, status, second=0, code=None, token=None, stream_id=None, **kw):
     )
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def db(request, tmp_path):
-    if request.param == "postgresql":
-        yield request.getfixturevalue("db")
-        return
-    url = f"sqlite:///{tmp_path / 'statuspipe.db'}"
-    upgrade(url)
-    engine = make_engine(load_settings({"DATABASE_URL": url}))
-    yield engine
-    engine.dispose()
+@pytest.fixture
+def db(any_db):
+    return any_db
 
 
 @pytest.fixture
