@@ -11,6 +11,7 @@ instead of sending a second time.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shared.config import ConfigError
 from shared.db import session_scope
 from shared.models import Action, Message, OutboundMessage
 from shared.sending import (
@@ -36,6 +38,10 @@ from workers.actions.settle import find_created
 from workers.alerts.groups import join_group
 
 log = logging.getLogger(__name__)
+
+# (kind, outcome) of the actions this thread finished, for the actions counter: the task takes
+# them after perform_action returned, i.e. after the transactions that finished them committed.
+_finished = threading.local()
 
 # Twilio's 429 and 5xx on create are retried in the task this many times, with backoff, before
 # the action goes back to pending for a later run.
@@ -56,7 +62,15 @@ def _jitter(action_id: int) -> float:
     return (zlib.crc32(action_id.to_bytes(8, "big")) % 1000) / 1000
 
 
+def take_finished() -> list[tuple[str, str]]:
+    """The (kind, outcome) pairs finished by this thread since the last call; clears them."""
+    taken: list[tuple[str, str]] = getattr(_finished, "pairs", [])
+    _finished.pairs = []
+    return taken
+
+
 def _finish(action: Action, outcome: str, detail: str, now: datetime) -> None:
+    _finished.pairs = [*getattr(_finished, "pairs", []), (action.kind, outcome)]
     action.state = "done"
     action.outcome = outcome
     action.detail = detail[:1000]
@@ -163,6 +177,12 @@ def _prepare_resend(
     next_attempt = failed.attempt + 1
     if next_attempt > ctx.settings.retry_max_attempts:
         return _exhausted(ctx, session, action, failed.attempt, now)
+    try:
+        ctx.twilio  # noqa: B018 - built here so a missing setting stops before any record
+    except ConfigError as exc:
+        log.error("cannot resend for %s: %s", action.message_sid, exc)
+        _finish(action, "failed", f"not resent: sending is not configured ({exc})", now)
+        return Next()
     if action.resend_id is not None:
         row = session.get(OutboundMessage, action.resend_id)
         assert row is not None  # a foreign key
