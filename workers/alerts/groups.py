@@ -50,14 +50,45 @@ def join_group(
     Returns (group id, when the group may be posted, whether this call created the group: its
     creator schedules the post). Idempotent per message."""
     start, end = window_bounds(at, window_seconds)
+    group_id, created = open_group(
+        session,
+        kind=kind,
+        code=code,
+        window_start=start,
+        window_end=end,
+        summary=summary,
+        detail=detail,
+    )
+    session.execute(
+        _insert(session, AlertMember.__table__)
+        .values(group_id=group_id, message_sid=message_sid)
+        .on_conflict_do_nothing(index_elements=["group_id", "message_sid"])
+    )
+    return group_id, end + timedelta(seconds=POST_GRACE_SECONDS), created
+
+
+def open_group(
+    session: Session,
+    *,
+    kind: str,
+    code: int | None,
+    window_start: datetime,
+    window_end: datetime,
+    summary: str,
+    detail: dict[str, Any] | None = None,
+) -> tuple[int, bool]:
+    """The group of (kind, code, window_start), created if new: (its id, whether this call
+    created it). An alert about no message in particular (a delivery-rate drop over a day) is a
+    group without members; its `detail["count"]` is the count shown. The unique key makes it
+    one alert however often, and by however many processes, it is raised."""
     groups = AlertGroup.__table__
     created = session.scalars(
         _insert(session, groups)
         .values(
             kind=kind,
             code=code or 0,
-            window_start=start,
-            window_end=end,
+            window_start=window_start,
+            window_end=window_end,
             summary=summary,
             detail=detail or {},
             state="open",
@@ -67,19 +98,16 @@ def join_group(
         .on_conflict_do_nothing(index_elements=["kind", "code", "window_start"])
         .returning(groups.c.id)
     ).first()
-    group_id = created
-    if group_id is None:
-        group_id = session.scalars(
-            select(groups.c.id).where(
-                groups.c.kind == kind, groups.c.code == (code or 0), groups.c.window_start == start
-            )
-        ).one()
-    session.execute(
-        _insert(session, AlertMember.__table__)
-        .values(group_id=group_id, message_sid=message_sid)
-        .on_conflict_do_nothing(index_elements=["group_id", "message_sid"])
-    )
-    return group_id, end + timedelta(seconds=POST_GRACE_SECONDS), created is not None
+    if created is not None:
+        return created, True
+    existing = session.scalars(
+        select(groups.c.id).where(
+            groups.c.kind == kind,
+            groups.c.code == (code or 0),
+            groups.c.window_start == window_start,
+        )
+    ).one()
+    return existing, False
 
 
 def _alert(session: Session, group: AlertGroup) -> Alert:

@@ -1,0 +1,1 @@
+"""Jobs about the delivery report: the delivery-rate drop check and its alert (`drop_alert`)."""
