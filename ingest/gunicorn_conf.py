@@ -5,11 +5,29 @@ Usage: gunicorn -c python:ingest.gunicorn_conf ingest.wsgi:app
 
 import multiprocessing
 import os
+import shutil
+import tempfile
+from typing import Any
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-# Sync workers measured fastest for this CPU-bound handler (HMAC + one Redis call).
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
+# Threaded workers: an open /api/stream holds a thread for as long as it is open, which would
+# take a sync worker away from callbacks entirely. Each process has GUNICORN_THREADS threads for
+# requests plus one per stream it may hold (STREAM_MAX_PER_PROCESS, refused past it), so open
+# streams never leave a callback waiting for a thread (docs/benchmarks.md: the ingress ratio).
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+
+
+def _stream_threads() -> int:
+    from shared.config import ConfigError, load_settings
+
+    try:
+        return load_settings().stream_max_per_process
+    except ConfigError:
+        return 0  # on_starting stops the server with the one-line reason
+
+
+threads = int(os.environ.get("GUNICORN_THREADS", "4")) + _stream_threads()
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 keepalive = 5
@@ -23,3 +41,30 @@ def on_starting(server: object) -> None:
     from shared.bootstrap import web_settings
 
     web_settings()
+    _fresh_metrics_dir()
+
+
+# prometheus_client's multiprocess mode (ingest/metrics/): every worker process writes its
+# counters to files in this directory and GET /metrics, in whichever worker, sums them all. A
+# fresh directory per master: files left by an earlier run would add their counts to this one's.
+_metrics_dir = ""
+
+
+def _fresh_metrics_dir() -> None:
+    global _metrics_dir  # one per master process, read by on_exit
+    _metrics_dir = tempfile.mkdtemp(prefix="statuspipe-metrics-")
+    # Inherited by the workers, which import prometheus_client after the fork.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+
+
+def child_exit(server: object, worker: Any) -> None:
+    """A dead worker's counters stay in the sums (what it counted happened); only its live
+    gauges go."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server: object) -> None:
+    if _metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

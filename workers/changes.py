@@ -1,0 +1,34 @@
+"""Publish each batch's status changes to the change feed, after its transaction committed.
+
+One Redis Stream entry per batch (the contract: shared/changes.py), appended and trimmed by age
+in one script call. The web processes serve it as /api/stream (SSE) and /api/changes.
+"""
+
+from __future__ import annotations
+
+from operator import attrgetter
+
+import redis
+
+from shared import changes
+from shared.config import Settings
+from workers.store.rows import EventRow
+
+_received = attrgetter("received_at")
+
+
+class ChangePublisher:
+    def __init__(self, settings: Settings, client: redis.Redis) -> None:
+        self.key = settings.changes_stream_key
+        self.retention_ms = settings.changes_retention_seconds * 1000
+        self.script = client.register_script(changes.PUBLISH_SCRIPT)
+
+    def publish(self, rows: list[EventRow]) -> str:
+        """Append the batch's new audit rows, oldest callback first; returns the entry id."""
+        ordered = sorted((r.first for r in rows), key=_received)
+        wire = [(cb.message_sid, cb.status, cb.error_code, cb.error_message, cb.to, cb.from_,
+                 cb.received_at) for cb in ordered]  # fmt: skip
+        entry_id = self.script(
+            keys=[self.key], args=[self.retention_ms, changes.FIELD, changes.encode(wire)]
+        )
+        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
