@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from redis import exceptions as redis_exceptions
 
+from shared import ledger
+
 if TYPE_CHECKING:
     import redis
 
@@ -24,10 +26,22 @@ F_METHOD = b"m"  # present only for GET
 F_TOKEN = b"t"  # I-Twilio-Idempotency-Token
 F_RECEIVED = b"r"  # ingress clock, seconds since the epoch
 
-# Append unless the backlog is full, in one round trip. Returns the entry id, or nil when full.
+# Append unless the backlog is full, and add the callback to the ledger (shared/ledger.py), in one
+# round trip: the entry and its ledger sums are written together or not at all, and reach the AOF
+# together. Returns the entry id, or nil when full. KEYS: the stream, the ledger cell. ARGV: the
+# backlog limit, the ledger's time to live, the callback's three ledger sums (the ingress
+# computes them: hashing and parsing in Lua cost Redis twice the CPU of the BITFIELD), then the
+# entry's fields. An empty first sum: no ledger term.
 _ENQUEUE_LUA = """
 if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return false end
-return redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 6))
+if ARGV[3] ~= '' then
+  local sums = redis.call('BITFIELD', KEYS[2], 'INCRBY', 'i64', '#0', 1,
+    'INCRBY', 'i64', '#1', ARGV[3], 'INCRBY', 'i64', '#2', ARGV[4],
+    'INCRBY', 'i64', '#3', ARGV[5])
+  if sums[1] == 1 then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
+end
+return id
 """
 
 
@@ -50,9 +64,11 @@ class Enqueuer:
         stream_key: str,
         max_backlog: int,
         timeout: float | None = None,
+        ledger_retention_hours: int = 72,
     ) -> None:
         """`timeout`: the budget of one whole enqueue, connecting included (default: the
-        client's socket timeout). Past it the enqueue raises redis's TimeoutError."""
+        client's socket timeout). Past it the enqueue raises redis's TimeoutError.
+        `ledger_retention_hours`: how long a ledger bucket outlives its last callback."""
         pool = client.connection_pool
         # A new connection's handshake costs round trips too, each allowed the socket timeout:
         # RESP2 needs no HELLO, and CLIENT SETINFO is only a label. AUTH and SELECT remain
@@ -67,12 +83,38 @@ class Enqueuer:
         self._sha = hashlib.sha1(_ENQUEUE_LUA.encode()).hexdigest()  # noqa: S324 - Redis's id
         self._key = stream_key
         self._max = max_backlog
+        self._ledger_ttl = ledger_retention_hours * 3600 + ledger.BUCKET_SECONDS
+        # The current minute and its ledger keys, made once a minute rather than once a callback;
+        # one tuple, so threads sharing the Enqueuer never pair a minute with another's keys.
+        self._bucket: tuple[float, tuple[str, ...]] = (0.0, ())
 
     def enqueue(
-        self, *, body: bytes, query: bytes, method: str, token: str, received: float
+        self,
+        *,
+        body: bytes,
+        query: bytes,
+        method: str,
+        token: str,
+        received: float,
+        sid: str = "",
+        status: str = "",
     ) -> bytes:
-        """Returns the stream id. Raises BacklogFull, or redis errors when Redis did not accept."""
-        args: list[bytes | str | int] = [self._max, F_BODY, body, F_RECEIVED, repr(received)]
+        """Returns the stream id. Raises BacklogFull, or redis errors when Redis did not accept.
+
+        `sid` and `status`: the callback's MessageSid (valid) and MessageStatus, which the ledger
+        counts; the ingress always passes them."""
+        bucket = self._bucket
+        if not bucket[0] <= received < bucket[0] + ledger.BUCKET_SECONDS:
+            start = ledger.bucket_of(received)
+            self._bucket = bucket = (start, ledger.cell_keys(self._key, start))
+        if sid:
+            cell, checksum, high, low = ledger.ingress_term(sid, status)
+            term: tuple[str | int, ...] = (checksum, high, low)
+        else:
+            cell, term = 0, ("", "", "")
+        cell_key = bucket[1][cell]
+        args: list[bytes | str | int] = [self._max, self._ledger_ttl, *term,
+                                         F_BODY, body, F_RECEIVED, repr(received)]  # fmt: skip
         if query:
             args += [F_QUERY, query]
         if method != "POST":
@@ -85,10 +127,14 @@ class Enqueuer:
         conn = self._checkout()
         try:
             try:
-                entry_id = _call(conn, deadline, "EVALSHA", self._sha, 1, self._key, *args)
+                entry_id = _call(
+                    conn, deadline, "EVALSHA", self._sha, 2, self._key, cell_key, *args
+                )
             except redis_exceptions.NoScriptError:  # Redis restarted: its script cache is empty
                 _call(conn, deadline, "SCRIPT", "LOAD", _ENQUEUE_LUA)
-                entry_id = _call(conn, deadline, "EVALSHA", self._sha, 1, self._key, *args)
+                entry_id = _call(
+                    conn, deadline, "EVALSHA", self._sha, 2, self._key, cell_key, *args
+                )
         finally:
             # redis-py disconnects on a network error; the next call connects afresh.
             self._idle.append(conn)
