@@ -19,7 +19,7 @@ from pathlib import Path
 import redis
 from sqlalchemy import create_engine, text
 
-from bench import data, drain, e2e, env, ingress
+from bench import data, drain, drain_actions, e2e, env, ingress, metrics_cost, resends
 
 DOC = env.ROOT / "docs" / "benchmarks.md"
 
@@ -68,6 +68,122 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
 
+def _actions_section(
+    args: argparse.Namespace, cbs: list[data.Callback], checks: list[tuple[str, str, bool]]
+) -> list[str]:
+    """Issue 10: the drain with actions on against off, and the actions role's resends."""
+    print(f"== drain with actions on/off ({args.drain_runs} runs each, alternating)", flush=True)
+    da = drain_actions.run(cbs, args.drain_runs)
+    off, on = da.median(da.off), da.median(da.on)
+    kinds = ", ".join(f"{n:,} {kind}" for kind, n in sorted(da.kinds.items()))
+    lines = [
+        "## Drain with actions",
+        f"The drain's {len(cbs):,} callbacks again, with `ACT_ON_FAILURES=false` and `=true`"
+        f" alternately, {args.drain_runs} runs each, on a fresh database each time. With actions"
+        " the drain decides in each batch's transaction what to do about its failures (an"
+        " outbox row per failed message whose error code calls for an action) and publishes one"
+        f" Celery message per batch to the `actions` queue. {da.acted_share:.1%} of the"
+        f" {da.messages:,} messages end in such a failure ({kinds}). After every run with"
+        " actions, the outbox is checked against the callbacks: exactly one row per such"
+        " message, of the kind the error-code map gives, none for any other, and every row's"
+        " id in exactly one queued message. No actions worker runs: this times the drain.",
+        "",
+        "| actions | run | callbacks/s | seconds | callbacks stored once | action rows (expected) | dispatched in messages | CPU µs per callback: workers + PostgreSQL + Redis | machine busy | stolen |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    cores = os.cpu_count() or 1
+    for i in range(len(da.off)):
+        for setting, r, check in (("off", da.off[i], None), ("on", da.on[i], da.checks[i])):
+            label = f"{i + 1}" + (" (median)" if r is off or r is on else "")
+            stored = r.messages_ok and r.events_ok and r.counted_ok
+            rows = (
+                f"{check.rows:,} ({check.expected:,}){'' if check.ok else ' **wrong**'}"
+                if check
+                else "–"
+            )
+            sent = f"{check.dispatched:,} in {check.batches:,}" if check else "–"
+            lines.append(
+                f"| {setting} | {label} | {r.rate:,.0f} | {r.seconds:.1f} | {stored} | {rows} |"
+                f" {sent} | {_cpu_split(r)} | {r.busy(cores):.0%} | {r.steal:.1%} |"
+            )  # fmt: skip
+    lines += ["", f"Ratio of the medians, with ÷ without: **{da.ratio:.2f}×**.", ""]
+    checks.append((
+        "drain with actions ≥ 0.9× without",
+        f"{da.ratio:.2f}× ({on.rate:,.0f}/s vs {off.rate:,.0f}/s, medians)",
+        da.ratio >= 0.9,
+    ))  # fmt: skip
+    checks.append((
+        "drain with actions: one action per acted-on failure, dispatched once (every run)",
+        str(all(c.ok for c in da.checks)),
+        da.all_ok,
+    ))  # fmt: skip
+
+    print(f"== resends by the actions role ({args.resends:,} per phase)", flush=True)
+    rs = resends.run(args.resends)
+    lines += [
+        "## Resends by the actions role",
+        "The whole path against the local fake Twilio (in the bench process, reached by the"
+        " official `twilio` client): messages sent through `POST /api/messages` of a gunicorn"
+        " (2 processes per core), the fake posting signed `undelivered` / 30003 callbacks, one"
+        " drain worker storing them with a `retry` action each, and the `actions` role from the"
+        " Procfile (4 threads; `TWILIO_MAX_RPS=1000`, `RETRY_BACKOFF_SECONDS=0`,"
+        " `RETRY_MAX_ATTEMPTS=2`). **Backlog**: the role starts once every failure is stored;"
+        " resends/s from its first resend to its last as the fake received them, and its CPU"
+        " from /proc. **Steady**: the role running while more messages are sent as fast as the"
+        " API takes them (8 client threads); latency from the action row's `created_at` (the"
+        " drain's transaction) to the fake receiving the resend; those resends fail too and end"
+        " in one `exhausted` action each. No target: the issue asks for the figures.",
+        "",
+        "| phase | messages | sent through the API /s | resends | resends/s | p50 ms | p99 ms | CPU µs per resend (actions role) | exactly one resend each |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for ph in (rs.throughput, rs.latency):
+        latency = ph is rs.latency
+        lines.append(
+            f"| {ph.name} | {ph.messages:,} | {ph.sends_per_second:,.0f} | {ph.resends:,} |"
+            f" {ph.resends_per_second:,.0f} | {f'{ph.latency_ms(50):,.0f}' if latency else '–'} |"
+            f" {f'{ph.latency_ms(99):,.0f}' if latency else '–'} |"
+            f" {'–' if latency else f'{ph.cpu_us_per_resend:,.0f}'} |"
+            f" {ph.once_ok}{'' if ph.once_ok else ': ' + '; '.join(ph.problems)} |"
+        )  # fmt: skip
+    lines += [
+        "",
+        f"Warnings and errors in the actions role's log (alerts excepted): {len(rs.log_trouble)}"
+        + ("." if not rs.log_trouble else ", the first ones:"),
+        *[f"    {line}" for line in rs.log_trouble[:5]],
+        "",
+    ]
+    checks.append((
+        "resends: exactly one per failed message (both phases)",
+        f"{rs.throughput.resends + rs.latency.resends:,} resends for"
+        f" {rs.throughput.messages + rs.latency.messages:,} messages",
+        rs.ok,
+    ))  # fmt: skip
+    return lines
+
+
+def _reports_section(args: argparse.Namespace, checks: list[tuple[str, str, bool]]) -> list[str]:
+    """Issue 11: the daily report and the 7-day baseline on a big table (bench/reports.py)."""
+    from bench import reports
+
+    messages = 500_000 if args.quick else args.report_messages
+    print(f"== reports ({messages:,} messages over {reports.DAYS} days)", flush=True)
+    r = reports.run(messages, write_doc=not args.no_doc)
+    for t in (r.report, r.baseline):
+        checks.append((
+            f"{t.name.split(' of ')[0]} ≤ {reports.TARGET_MS:.0f} ms ({messages:,} messages)",
+            f"{t.median_ms:.0f} ms (PostgreSQL CPU {t.cpu_ms:.0f} ms)",
+            t.median_ms <= reports.TARGET_MS,
+        ))  # fmt: skip
+    return [
+        "## Reports",
+        *reports.summary_lines(r),
+        "",
+        "The plans: [reports-explain.md](reports-explain.md).",
+        "",
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs, for a smoke test")
@@ -92,6 +208,27 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds between worker SIGKILLs in the crash run (jittered)",
     )  # fmt: skip
     parser.add_argument("--no-crashes", action="store_true", help="skip the worker crash run")
+    parser.add_argument(
+        "--no-actions", action="store_true",
+        help="skip the drain with actions on/off and the actions role's resends (issue 10)",
+    )  # fmt: skip
+    parser.add_argument("--resends", type=int, default=2000, help="messages resent per phase")
+    parser.add_argument(
+        "--no-shared-key-ingress", action="store_true",
+        help="skip the ingress run with shared-key HMAC-SHA256 signatures (issue 13)",
+    )  # fmt: skip
+    parser.add_argument("--no-reports", action="store_true", help="skip the report queries run")
+    parser.add_argument(
+        "--no-live", action="store_true",
+        help="skip the live stream run: 200 open streams while callbacks arrive (issue 12)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--report-messages", type=int, default=5_000_000,
+        help="messages loaded for the report run (--quick: 500,000)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-metrics-cost", action="store_true", help="skip timing the /metrics counting"
+    )
     parser.add_argument("--no-doc", action="store_true", help="do not write docs/benchmarks.md")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
@@ -104,34 +241,49 @@ def main(argv: list[str] | None = None) -> int:
         args.drain_callbacks, args.ingress_seconds, args.e2e_seconds = 20_000, 5, 15
         args.crash_seconds = 15
         args.naive_callbacks = 5_000
+        args.resends = 300
 
     started = time.monotonic()
     lines: list[str] = []
     checks: list[tuple[str, str, bool]] = []
 
     print("== ingress (wrk, 16 connections)", flush=True)
-    bare, ours = ingress.run(args.ingress_seconds)
+    bare, ours, *shared_key = ingress.run(
+        args.ingress_seconds, shared_key=not args.no_shared_key_ingress
+    )
     ratio = ours.requests_per_second / bare.requests_per_second
     lines += [
         "## Ingress",
         f"wrk -t1 -c{ingress.CONNECTIONS} -d{args.ingress_seconds}s, 2,000 distinct signed"
-        " callbacks replayed; gunicorn from the Procfile with its default of 2 sync workers per"
-        f" core, for both apps; the two alternate, {ingress.ROUNDS} rounds each, and the table"
-        " shows the means.",
+        " callbacks replayed; gunicorn from the Procfile with its defaults (2 gthread worker"
+        " processes per core, ingest/gunicorn_conf.py), for both apps; the two alternate,"
+        f" {ingress.ROUNDS} rounds each, and the table shows the means.",
         "",
         "| app | requests/s | p50 ms | p99 ms | non-2xx | peak RSS (MiB, all processes) |",
         "|---|---|---|---|---|---|",
     ]
-    for r in (bare, ours):
+    for r in (bare, ours, *shared_key):
         lines.append(
             f"| {r.name} | {r.requests_per_second:,.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} |"
             f" {r.non2xx} | {r.peak_rss_mib:.0f} |"
         )
     lines += ["", f"Ratio: **{ratio:.2f}×** the bare Flask app.", ""]
     checks.append(("ingress ≥ 0.75× bare Flask", f"{ratio:.2f}×", ratio >= 0.75))
+    for r in shared_key:
+        sha_ratio = r.requests_per_second / bare.requests_per_second
+        lines[-2] += f" With shared-key HMAC-SHA256 signatures: **{sha_ratio:.2f}×**."
+        checks.append(("ingress, shared key HMAC-SHA256, ≥ 0.75× bare Flask",
+                       f"{sha_ratio:.2f}×", sha_ratio >= 0.75))  # fmt: skip
     checks.append(
         ("ingress p99 ≤ 15 ms at 16 connections", f"{ours.p99_ms:.1f} ms", ours.p99_ms <= 15)
     )
+    if not args.no_metrics_cost:
+        metrics_us = metrics_cost.run()
+        lines += [
+            f"Counting one callback for `/metrics` (multiprocess mode, bench/metrics_cost.py):"
+            f" {metrics_us:.1f} µs CPU, included in the figures above.",
+            "",
+        ]
 
     print(f"== drain ({args.drain_callbacks:,} callbacks)", flush=True)
     cbs = data.callbacks(args.drain_callbacks)
@@ -201,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     all_once = all(r.messages_ok and r.events_ok and r.counted_ok for r in runs)
     checks.append(("drain stores every callback exactly once (every run)", str(all_once), all_once))
     lines.append("")
+    if not args.no_actions:
+        lines += _actions_section(args, cbs, checks)
 
     print(f"== end to end ({args.e2e_rate}/s for {args.e2e_seconds}s)", flush=True)
     r = e2e.run(args.e2e_rate, args.e2e_seconds)
@@ -255,6 +409,13 @@ def main(argv: list[str] | None = None) -> int:
             )
         )  # fmt: skip
 
+    if not args.no_live:
+        from bench import live
+
+        lines += live.section(args.e2e_rate, args.e2e_seconds // 2, checks)
+    if not args.no_reports:
+        lines += _reports_section(args, checks)
+
     if args.soak_minutes:
         print(f"== soak ({args.soak_minutes} min at {args.e2e_rate}/s)", flush=True)
         soak = e2e.run(args.e2e_rate, int(args.soak_minutes * 60))
@@ -287,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *machine(),
         "",
-        "## Targets (issue #3), and the crash check",
+        "## Targets (issues #3 and #10), and the crash check",
         "",
         *table,
         "",

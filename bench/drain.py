@@ -43,6 +43,7 @@ class DrainResult:
     # costs and where, and how close the rate came to what the cores allow.
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     steal: float = 0.0  # share of the machine's CPU time the hypervisor took meanwhile
+    database_url: str = ""  # left as the run ended, for checks beyond the counts
 
     @property
     def rate(self) -> float:
@@ -121,12 +122,13 @@ def _wait_drained(
         time.sleep(0.02)
 
 
-def run_statuspipe(cbs: list[Callback], workers: int = 2) -> DrainResult:
+def run_statuspipe(cbs: list[Callback], workers: int = 2, **settings_env: str) -> DrainResult:
+    """`settings_env`: settings the workers get on top of the bench's (ACT_ON_FAILURES=...)."""
     database_url = env.fresh_database()
     client = env.fresh_redis()
     settings = load_settings({})
     stream.ensure_group(client, settings.stream_key, settings.consumer_group)
-    run_env = env.base_env(database_url, LOG_LEVEL="INFO")
+    run_env = env.base_env(database_url, LOG_LEVEL="INFO", **settings_env)
     with env.processes() as procs:
         for i in range(workers):
             procs.append(env.start(f"drain-worker-{i}", procfile_command("worker"), run_env))
@@ -146,7 +148,14 @@ def run_statuspipe(cbs: list[Callback], workers: int = 2) -> DrainResult:
         loader.join()
     ok = check_database(database_url, cbs)
     return DrainResult(
-        f"statuspipe, {workers} worker processes", len(cbs), seconds, *ok, peak / 1024, cpu, steal
+        f"statuspipe, {workers} worker processes",
+        len(cbs),
+        seconds,
+        *ok,
+        peak / 1024,
+        cpu,
+        steal,
+        database_url,
     )
 
 

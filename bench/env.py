@@ -23,7 +23,8 @@ PG_ADMIN_URL = os.environ.get(
     "BENCH_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 )
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
-DB_NAME = "statuspipe_bench"
+# Its own database per concurrent bench run (e.g. two checkouts on one server).
+DB_NAME = os.environ.get("BENCH_DATABASE_NAME", "statuspipe_bench")
 
 
 def fresh_database() -> str:

@@ -8,6 +8,8 @@ import subprocess
 import time
 from dataclasses import dataclass
 
+from twilio.request_validator import RequestValidator
+
 from bench import env
 from bench.data import callbacks, signature
 from devtools.ports import wait_port
@@ -27,13 +29,27 @@ class IngressResult:
     peak_rss_mib: float
 
 
-def write_requests(count: int = 2000) -> str:
-    path = env.OUT / "signed-requests.tsv"
+# The shared-key run (issue 13): Twilio signs with a Webhook Setting's key and HMAC-SHA256.
+SHARED_KEY_ID, SHARED_KEY_SECRET = "bench_key", "bench-shared-key-secret-0123456789"
+SHARED_KEY_SETTINGS = f"key={SHARED_KEY_ID},algorithm=HMAC_SHA256"
+
+
+def write_requests(count: int = 2000, shared_key: bool = False) -> str:
+    """One request a line: signature, idempotency token, body, and (shared key) the
+    X-Twilio-Webhooks-Signature-Settings header."""
+    path = env.OUT / ("signed-requests-sha256.tsv" if shared_key else "signed-requests.tsv")
     env.OUT.mkdir(parents=True, exist_ok=True)
     url = f"{env.PUBLIC_URL}/twilio/status"
     with path.open("w") as out:
         for cb in callbacks(count, seed=11):
-            out.write(f"{signature(url, cb, env.AUTH_TOKEN)}\t{cb.token}\t{cb.body.decode()}\n")
+            if shared_key:
+                sig = RequestValidator(SHARED_KEY_SECRET).compute_signature(
+                    url, cb.fields, "HMAC_SHA256"
+                )
+                out.write(f"{sig}\t{cb.token}\t{cb.body.decode()}\t{SHARED_KEY_SETTINGS}\n")
+            else:
+                sig = signature(url, cb, env.AUTH_TOKEN)
+                out.write(f"{sig}\t{cb.token}\t{cb.body.decode()}\n")
     return str(path)
 
 
@@ -47,12 +63,12 @@ def _wrk(port: int, seconds: int, requests_file: str) -> dict:
 
 
 def measure(
-    name: str, app: str, seconds: int, requests_file: str, database_url: str
+    name: str, app: str, seconds: int, requests_file: str, database_url: str, **extra_env: str
 ) -> IngressResult:
     port = 18000 + int(time.time()) % 1000
     # No WEB_CONCURRENCY: both apps run with the shipped default (ingest/gunicorn_conf.py,
     # two sync workers per core), the setting an operator gets.
-    run_env = env.base_env(database_url, PORT=str(port))
+    run_env = env.base_env(database_url, PORT=str(port), **extra_env)
     argv = [a if a != "ingest.wsgi:app" else app for a in procfile_command("web")]
     with env.processes() as procs:
         web = env.start(f"ingress-{app.split(':')[0]}", argv, run_env)
@@ -89,15 +105,26 @@ def _combine(rounds: list[IngressResult]) -> IngressResult:
     )
 
 
-def run(seconds: int = 15, rounds: int = ROUNDS) -> list[IngressResult]:
+def run(seconds: int = 15, rounds: int = ROUNDS, shared_key: bool = True) -> list[IngressResult]:
     """Bare app and statuspipe alternate, `rounds` times each: the machine's load drifts over a
-    run, and a single pair put that drift into the ratio (0.71x to 1.06x between runs)."""
+    run, and a single pair put that drift into the ratio (0.71x to 1.06x between runs).
+
+    With `shared_key`, each round also runs statuspipe on callbacks signed with a shared key and
+    HMAC-SHA256 (a third result), against the same bare runs."""
     database_url = env.fresh_database()
     client = env.fresh_redis()
     requests_file = write_requests()
+    sha256_file = write_requests(shared_key=True) if shared_key else ""
     bare_runs: list[IngressResult] = []
     our_runs: list[IngressResult] = []
+    sha256_runs: list[IngressResult] = []
     for _ in range(rounds):
+        if shared_key:
+            sha256_runs.append(
+                measure("statuspipe ingress (shared key, HMAC-SHA256, XADD)", "ingest.wsgi:app",
+                        seconds, sha256_file, database_url,
+                        TWILIO_SHARED_KEYS=f"{SHARED_KEY_ID}={SHARED_KEY_SECRET}")
+            )  # fmt: skip
         bare_runs.append(
             measure("bare Flask, answers 200", "bench.bare_app:app", seconds, requests_file,
                     database_url)
@@ -107,14 +134,17 @@ def run(seconds: int = 15, rounds: int = ROUNDS) -> list[IngressResult]:
                     requests_file, database_url)
         )  # fmt: skip
     bare, ours = _combine(bare_runs), _combine(our_runs)
+    sha256 = _combine(sha256_runs) if sha256_runs else None
     accepted = client.xlen(load_stream_key())
     client.delete(load_stream_key())
-    if accepted == 0 or ours.non2xx:
-        raise RuntimeError(f"ingress answered {ours.non2xx} non-2xx; stream holds {accepted}")
-    for b, o in zip(bare_runs, our_runs, strict=True):
+    refused = ours.non2xx + (sha256.non2xx if sha256 else 0)
+    if accepted == 0 or refused:
+        raise RuntimeError(f"ingress answered {refused} non-2xx; stream holds {accepted}")
+    for i, (b, o) in enumerate(zip(bare_runs, our_runs, strict=True)):
+        extra = f", shared key {sha256_runs[i].requests_per_second:,.0f}/s" if sha256_runs else ""
         print(f"    round: bare {b.requests_per_second:,.0f}/s, statuspipe"
-              f" {o.requests_per_second:,.0f}/s", flush=True)  # fmt: skip
-    return [bare, ours]
+              f" {o.requests_per_second:,.0f}/s{extra}", flush=True)  # fmt: skip
+    return [bare, ours, sha256] if sha256 else [bare, ours]
 
 
 def load_stream_key() -> str:

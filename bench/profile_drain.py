@@ -28,6 +28,7 @@ from devtools.drain import drain_until_empty
 from shared.config import load_settings
 from shared.db import make_engine, make_sessionmaker
 from workers import drain
+from workers.changes import ChangePublisher
 from workers.drain import loop
 from workers.store import batch, postgres
 
@@ -94,11 +95,16 @@ def main(total: int) -> None:
     _statement_timer(engine)
     for owner, name in [(loop, "parse_entries"), (batch, "collapse"),
                         (drain.Drainer, "_read"),
-                        (drain.Drainer, "_ack"), (drain.Drainer, "_store")]:  # fmt: skip
+                        (drain.Drainer, "_ack"), (drain.Drainer, "_store"),
+                        (drain.Drainer, "_publish")]:  # fmt: skip
         _cpu_timed(owner, name)
+    client = drain.redis_client(settings)
+    # As a worker runs it: each batch's status changes go to the change feed after its commit.
+    publisher = ChangePublisher(settings, client)
     drainer = drain.Drainer(
-        settings, drain.redis_client(settings), make_sessionmaker(engine), name="profile"
-    )
+        settings, client, make_sessionmaker(engine), name="profile",
+        publish_changes=publisher.publish,
+    )  # fmt: skip
     del data
     gc.freeze()
     backend_before = _backend_cpu_seconds(engine)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from cli import callbacks, codes, config, db, dev, messages
+from cli import callbacks, codes, config, db, dev, messages, reconcile, reports, verify
 
 
 @click.group()
@@ -25,5 +25,9 @@ for _command in (
     messages.send,
     codes.codes,
     callbacks.configure_callback,
+    reports.report,
+    reports.drop_check,
+    reconcile.reconcile,
+    verify.verify,
 ):
     main.add_command(_command)

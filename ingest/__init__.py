@@ -8,11 +8,13 @@ import redis
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from ingest import api, health
+from ingest import api, dashboard, health, live, metrics
 from ingest.api.errors import api_error
+from ingest.api_limits import install_api_limits
 from ingest.callback_endpoint import CallbackEndpoint
 from ingest.callback_request import MAX_BODY_BYTES
 from ingest.context import IngestContext
+from ingest.cors import install_cors
 from ingest.responses import plain
 from shared.config import Settings
 
@@ -26,8 +28,14 @@ def create_app(settings: Settings, redis_client: redis.Redis | None = None) -> F
     ctx = IngestContext.build(settings, redis_client)
     app.extensions["statuspipe"] = ctx
     app.wsgi_app = CallbackEndpoint(app.wsgi_app, ctx)  # type: ignore[method-assign]
+    # CORS before the limiter: a preflight carries no token and must not count as a failure.
+    install_cors(app, settings.cors_origins)
+    install_api_limits(app, ctx)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(metrics.bp)
+    app.register_blueprint(dashboard.bp)
+    live.install(app, settings, redis_client)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

@@ -7,7 +7,8 @@ read API, probes) is ordinary Flask. Nothing here touches the database: the answ
 on Redis accepting the callback.
 
 Each step either hands the next one its input or ends the request with an Outcome
-(ingest/callback_outcome.py); `__call__` sees every Outcome, whichever step produced it.
+(ingest/callback_outcome.py); `__call__` sees every Outcome, whichever step produced it, and
+counts it by its reason (ingest/metrics/ingress.py).
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from typing import Any
 
 import redis
 
+from ingest.basic_auth import UNAUTHORIZED
 from ingest.callback_outcome import ACCEPTED, INTERNAL_ERROR, Outcome
 from ingest.callback_request import METHODS, CallbackRequest, read_callback
 from ingest.context import IngestContext
+from ingest.metrics.ingress import IngressMetrics
 from shared.callback import missing_field_reason
 from shared.stream import BacklogFull
 
@@ -51,6 +54,7 @@ class CallbackEndpoint:
     def __init__(self, app: WsgiApp, ctx: IngestContext) -> None:
         self.app = app
         self.ctx = ctx
+        self.metrics = IngressMetrics()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != PATH:
@@ -60,14 +64,23 @@ class CallbackEndpoint:
         except Exception:
             log.exception("unexpected error handling a callback")
             outcome = INTERNAL_ERROR
+        self.metrics.answered(outcome.reason)
         return _answer(outcome, start_response)
 
     def handle(self, environ: dict[str, Any]) -> Outcome:
         request = read_callback(environ)
         if isinstance(request, Outcome):
             return request
-        rejection = self._verify(request) or _validate(request)
+        rejection = self._authenticate(request) or self._verify(request) or _validate(request)
         return rejection or self._enqueue(request)
+
+    def _authenticate(self, request: CallbackRequest) -> Outcome | None:
+        basic_auth = self.ctx.basic_auth
+        if basic_auth is None or basic_auth.allows(request.environ):
+            return None
+        if request.environ.get("HTTP_AUTHORIZATION"):
+            log.warning("rejected callback with wrong Basic credentials")
+        return UNAUTHORIZED
 
     def _verify(self, request: CallbackRequest) -> Outcome | None:
         verifier = self.ctx.verifier
@@ -83,6 +96,7 @@ class CallbackEndpoint:
         return None
 
     def _enqueue(self, request: CallbackRequest) -> Outcome:
+        started = time.perf_counter()
         try:
             self.ctx.enqueuer.enqueue(
                 body=request.body,
@@ -90,6 +104,8 @@ class CallbackEndpoint:
                 method="GET" if request.method == "HEAD" else request.method,
                 token=request.environ.get("HTTP_I_TWILIO_IDEMPOTENCY_TOKEN", ""),
                 received=time.time(),
+                sid=request.fields["MessageSid"],  # validated: one valid sid, one status
+                status=request.fields["MessageStatus"],
             )
         except BacklogFull:
             settings = self.ctx.settings
@@ -99,6 +115,8 @@ class CallbackEndpoint:
         except redis.RedisError as exc:
             log.error("redis did not accept the callback (%s): answering 503", exc)
             return REDIS_UNAVAILABLE
+        finally:
+            self.metrics.enqueued(time.perf_counter() - started)
         return ACCEPTED
 
 

@@ -15,6 +15,7 @@ Reason = Literal[
     "not_form",
     "too_large",
     "bad_utf8",
+    "unauthorized",
     "bad_signature",
     "missing_field",
     "backlog_full",

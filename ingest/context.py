@@ -12,6 +12,8 @@ from redis.retry import Retry
 from sqlalchemy.orm import Session, sessionmaker
 from twilio.rest import Client
 
+from ingest.basic_auth import BasicAuth
+from ingest.shared_key_signature import SignatureSettingsVerifier
 from ingest.signature import SignatureChecker, Verifier
 from shared.config import Settings
 from shared.db import make_engine, make_sessionmaker
@@ -25,6 +27,7 @@ class IngestContext:
     redis: redis.Redis
     enqueuer: Enqueuer
     verifier: Verifier | None  # None: SIGNATURE_MODE=off
+    basic_auth: BasicAuth | None = None  # None: CALLBACK_BASIC_AUTH not set
     _sessions: sessionmaker[Session] | None = field(default=None, repr=False)
 
     @classmethod
@@ -39,14 +42,25 @@ class IngestContext:
             )
         verifier: Verifier | None = None
         if settings.signature_mode != "off":
-            verifier = SignatureChecker(settings.public_url, settings.auth_tokens)
+            verifier = SignatureSettingsVerifier(
+                settings.public_url,
+                SignatureChecker(settings.public_url, settings.auth_tokens),
+                settings.twilio_shared_keys,
+            )
         return cls(
             settings=settings,
             redis=client,
             enqueuer=Enqueuer(
-                client, settings.stream_key, settings.max_backlog, settings.redis_timeout_seconds
+                client,
+                settings.stream_key,
+                settings.max_backlog,
+                settings.redis_timeout_seconds,
+                settings.ledger_retention_hours,
             ),
             verifier=verifier,
+            basic_auth=BasicAuth(settings.callback_basic_auth)
+            if settings.callback_basic_auth
+            else None,
         )
 
     @property

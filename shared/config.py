@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 SIGNATURE_MODES = ("enforce", "log-only", "off")
 # contact_update is missing on purpose: an unknown code says nothing about the recipient.
@@ -56,6 +58,89 @@ def _parse_base_url(name: str, raw: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/"):
         raise ConfigError(f"{name} must be like http://127.0.0.1:8099, got {raw!r}")
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def _parse_shared_key_pairs(name: str, text: str) -> tuple[tuple[str, str], ...]:
+    pairs: dict[str, str] = {}
+    items = [item.strip() for item in text.replace("\n", ",").split(",") if item.strip()]
+    for number, item in enumerate(items, 1):
+        key_id, eq, secret = item.partition("=")
+        key_id = key_id.strip()
+        # Never echo the entry: a typo can make the whole of it a secret.
+        if not eq or not key_id or not secret.strip() or any(c.isspace() for c in key_id):
+            raise ConfigError(f"{name} must be id=secret pairs; entry {number} is not")
+        if key_id in pairs:
+            raise ConfigError(f"{name} names key {key_id!r} twice")
+        pairs[key_id] = secret.strip()
+    return tuple(pairs.items())
+
+
+def _parse_shared_keys(name: str, raw: str) -> tuple[tuple[str, str], ...]:
+    """id=secret pairs, or a file of them, or a directory of files named by key id (a mounted
+    Kubernetes secret)."""
+    value = raw.strip()
+    if "=" in value and not value.startswith(("/", ".")):
+        return _parse_shared_key_pairs(name, value)
+    path = Path(value)
+    try:
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+            text = ",".join(f"{p.name}={p.read_text().strip()}" for p in files)
+        else:
+            text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read {value!r} ({exc.strerror})") from None
+    pairs = _parse_shared_key_pairs(f"{name} ({value})", text)
+    if not pairs:
+        raise ConfigError(f"{name}: {value!r} holds no id=secret pairs")
+    return pairs
+
+
+def _parse_basic_auth(name: str, raw: str) -> str:
+    user, colon, password = raw.strip().partition(":")
+    if not colon or not user or not password:
+        raise ConfigError(f"{name} must be user:pass")
+    return raw.strip()
+
+
+def _parse_origins(name: str, raw: str) -> tuple[str, ...]:
+    origins = []
+    for item in raw.split(","):
+        origin = item.strip().rstrip("/")
+        if not origin:
+            continue
+        parts = urlsplit(origin)
+        if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc
+                              or parts.path):  # fmt: skip
+            raise ConfigError(f"{name}: {origin!r} is not an origin like https://ops.example.com")
+        origins.append(origin)
+    return tuple(origins)
+
+
+def _parse_rate_limit(name: str, raw: str) -> str:
+    count, _, period = raw.strip().partition(" per ")
+    if not count.strip().isdigit() or period.strip() not in ("second", "minute", "hour", "day"):
+        raise ConfigError(f"{name} must be like '20 per minute', got {raw!r}")
+    return raw.strip()
+
+
+def _parse_timezone(name: str, raw: str) -> str:
+    """An IANA zone name (Europe/Paris); checked at start, not at the first report."""
+    value = raw.strip()
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"{name} must be an IANA time zone like Europe/Paris, got {raw!r}"
+        ) from None
+    return value
+
+
+def _parse_ratio(name: str, raw: str) -> float:
+    value = _parse_float(name, raw, 0.0)
+    if not 0.0 < value <= 1.0:
+        raise ConfigError(f"{name} must be above 0 and at most 1, got {value}")
+    return value
 
 
 def normalize_database_url(url: str) -> str:
@@ -277,6 +362,140 @@ class Settings:
             "doc": "What to do about an error code not in the map: alert | retry | none.",
         },
     )
+    twilio_shared_keys: tuple[tuple[str, str], ...] = field(
+        default=(),
+        metadata={
+            "env": "TWILIO_SHARED_KEYS",
+            "doc": "Shared keys Twilio may sign callbacks with (Webhook Settings): id=secret pairs,"
+            " comma-separated, or the path of a file of such pairs (or of a directory with one"
+            " file per key id, as Kubernetes mounts a secret); read at start.",
+        },
+    )
+    callback_basic_auth: str = field(
+        default="",
+        metadata={
+            "env": "CALLBACK_BASIC_AUTH",
+            "doc": "user:pass Twilio must send (HTTP Basic) on /twilio/status, as in a"
+            " https://user:pass@host/twilio/status callback URL (empty: not asked).",
+        },
+    )
+    cors_origins: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "env": "CORS_ORIGINS",
+            "doc": "Origins (comma-separated, e.g. https://ops.example.com) whose browsers may call"
+            " /api/*; empty: no cross-origin access.",
+        },
+    )
+    api_unauthenticated_limit: str = field(
+        default="20 per minute",
+        metadata={
+            "env": "API_UNAUTHENTICATED_LIMIT",
+            "doc": "Requests without a valid API token one client may make to /api/* (counted in"
+            " Redis) before it gets 429, e.g. '20 per minute'.",
+        },
+    )
+    report_timezone: str = field(
+        default="UTC",
+        metadata={
+            "env": "REPORT_TIMEZONE",
+            "doc": "IANA time zone whose calendar days the delivery report and the drop alert"
+            " count in (a message belongs to the day of its created_at there).",
+        },
+    )
+    drop_check_interval_seconds: float = field(
+        default=3600.0,
+        metadata={
+            "env": "DROP_CHECK_INTERVAL",
+            "doc": "Seconds between two runs of the delivery-rate drop check (the `beat` role).",
+        },
+    )
+    drop_alert_ratio: float = field(
+        default=0.9,
+        metadata={
+            "env": "DROP_ALERT_RATIO",
+            "doc": "Alert when the last complete day's delivery rate is below this times the"
+            " rate of the 7 days before it (0 < ratio <= 1).",
+        },
+    )
+    drop_alert_min_messages: int = field(
+        default=100,
+        metadata={
+            "env": "DROP_ALERT_MIN_MESSAGES",
+            "doc": "No drop alert when the day, or the 7 days before it together, have fewer"
+            " settled messages (delivered, read, undelivered, failed) than this.",
+        },
+    )
+    reconcile_after_hours: float = field(
+        default=12.0,
+        metadata={
+            "env": "RECONCILE_AFTER_HOURS",
+            "doc": "A message still not final this long after its last status is fetched from"
+            " Twilio (its callback may be lost); also the wait before fetching it again.",
+        },
+    )
+    reconcile_max_age_days: float = field(
+        default=3.0,
+        metadata={
+            "env": "RECONCILE_MAX_AGE_DAYS",
+            "doc": "Messages created longer ago than this are no longer fetched (a carrier that"
+            " never sends a delivery receipt leaves them `sent` for good).",
+        },
+    )
+    reconcile_interval_seconds: float = field(
+        default=3600.0,
+        metadata={
+            "env": "RECONCILE_INTERVAL",
+            "doc": "Seconds between two reconciliation runs (the `beat` role).",
+        },
+    )
+    reconcile_limit: int = field(
+        default=500,
+        metadata={
+            "env": "RECONCILE_LIMIT",
+            "doc": "Messages fetched from Twilio per reconciliation run at most (rate-limited by"
+            " TWILIO_MAX_RPS); the rest wait for the next run.",
+        },
+    )
+    changes_stream_key: str = field(
+        default="statuspipe:changes",
+        metadata={
+            "env": "CHANGES_STREAM_KEY",
+            "doc": "Redis stream of stored status changes, read by /api/stream and /api/changes.",
+        },
+    )
+    changes_retention_seconds: int = field(
+        default=900,
+        metadata={
+            "env": "CHANGES_RETENTION_SECONDS",
+            "doc": "Status changes are kept at least this long for resuming streams and polling"
+            " (Redis memory: about 150 bytes per change).",
+        },
+    )
+    stream_max_per_process: int = field(
+        default=100,
+        metadata={
+            "env": "STREAM_MAX_PER_PROCESS",
+            "doc": "Open /api/stream connections one web process holds, each on a thread of its"
+            " own on top of GUNICORN_THREADS; past it a new stream is answered 503.",
+        },
+    )
+    metrics_token: str = field(
+        default="",
+        metadata={
+            "env": "METRICS_TOKEN",
+            "doc": "Bearer token Prometheus must send to GET /metrics (empty: /metrics is open;"
+            " set it when the web process is reachable from the internet, as on Heroku).",
+        },
+    )
+    ledger_retention_hours: int = field(
+        default=72,
+        metadata={
+            "env": "LEDGER_RETENTION_HOURS",
+            "doc": "How long the ingress's ledger of acknowledged callbacks (per minute: a count"
+            " and digests, in Redis) is kept for `statuspipe verify`.",
+        },
+    )
     log_level: str = field(default="INFO", metadata={"env": "LOG_LEVEL", "doc": "Log level."})
     log_json: bool = field(
         default=False, metadata={"env": "LOG_JSON", "doc": "One JSON object per log line."}
@@ -363,6 +582,21 @@ _PARSERS: dict[str, Any] = {
     "retry_backoff_seconds": lambda n, r: _parse_float(n, r, 0.0),
     "twilio_max_rps": lambda n, r: _parse_float(n, r, 0.1),
     "action_stale_seconds": lambda n, r: _parse_float(n, r, 1.0),
+    "twilio_shared_keys": lambda n, r: _parse_shared_keys(n, r),
+    "callback_basic_auth": lambda n, r: _parse_basic_auth(n, r),
+    "cors_origins": lambda n, r: _parse_origins(n, r),
+    "api_unauthenticated_limit": lambda n, r: _parse_rate_limit(n, r),
+    "report_timezone": lambda n, r: _parse_timezone(n, r),
+    "drop_check_interval_seconds": lambda n, r: _parse_float(n, r, 1.0),
+    "drop_alert_ratio": lambda n, r: _parse_ratio(n, r),
+    "drop_alert_min_messages": lambda n, r: _parse_int(n, r, 1),
+    "reconcile_after_hours": lambda n, r: _parse_float(n, r, 0.0),
+    "reconcile_max_age_days": lambda n, r: _parse_float(n, r, 0.01),
+    "reconcile_interval_seconds": lambda n, r: _parse_float(n, r, 1.0),
+    "reconcile_limit": lambda n, r: _parse_int(n, r, 1),
+    "changes_retention_seconds": lambda n, r: _parse_int(n, r, 60),
+    "stream_max_per_process": lambda n, r: _parse_int(n, r, 0),
+    "ledger_retention_hours": lambda n, r: _parse_int(n, r, 1),
     "log_json": _parse_bool,
     "alert_window_seconds": lambda n, r: _parse_int(n, r, 1),
     "alert_sink_timeout": lambda n, r: _parse_float(n, r, 0.1),
@@ -436,6 +670,6 @@ def settings_table() -> list[tuple[str, str, str]]:
     """(variable, default, description) rows, for the README and `statuspipe config`."""
     rows = []
     for f in fields(Settings):
-        default = f.default if f.default not in ("", None) else ""
+        default = f.default if f.default not in ("", None, ()) else ""
         rows.append((f.metadata["env"], str(default), f.metadata["doc"]))
     return rows

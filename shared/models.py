@@ -90,6 +90,21 @@ class Message(Base):
         Boolean, nullable=False, default=False, server_default=false()
     )
     reconcile_flagged_at: Mapped[datetime | None] = mapped_column(UtcTime)
+    # Callbacks stored for the message, duplicates included, and a bit per status they carried
+    # (shared/statuses.py STATUS_BITS): their difference is the duplicates, for the report.
+    # Counted from migration 0007 on.
+    callback_count: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default=text("0")
+    )
+    statuses_seen: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default=text("0")
+    )
+    # When reconciliation last fetched the message from Twilio, and whether that fetch, not a
+    # callback, brought its final status (the report's callback-loss rate).
+    reconciled_at: Mapped[datetime | None] = mapped_column(UtcTime)
+    settled_by_reconcile: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false()
+    )
 
     __table_args__ = (
         Index("ix_messages_status_created_at", "status", "created_at"),
@@ -128,6 +143,11 @@ class MessageEvent(Base):
     # evidence for an audit, and no JSON to build or parse on the drain's hot path.
     raw: Mapped[str] = mapped_column(Text, nullable=False)
     url_query: Mapped[str | None] = mapped_column(Text)
+    # Who told us: `callback`, or `reconcile` when a fetch from Twilio's API brought the status
+    # (its callback was lost). The drain never writes it: the default is its value.
+    source: Mapped[str] = mapped_column(
+        String(16), nullable=False, default="callback", server_default=text("'callback'")
+    )
 
 
 class CallbackReceipt(Base):

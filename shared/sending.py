@@ -21,6 +21,7 @@ from twilio.rest import Client
 
 from shared.config import Settings
 from shared.db import session_scope
+from shared.logs import mask_number
 from shared.models import Contact, MessageEvent, OutboundMessage
 from shared.send_request import SendRequest, outbound_id_from_query, status_callback_url
 
@@ -196,10 +197,10 @@ def send_message(
     except TwilioCallFailed as failure:
         with session_scope(sessions) as session:
             record_failed(session, failure)
-        log.warning("send %d to %s failed: %s", row.id, row.to, failure)
+        log.warning("send %d to %s failed: %s", row.id, mask_number(row.to), failure)
         raise
     with session_scope(sessions) as session:
         record_created(session, row.id, instance)
         stored = session.scalars(select(OutboundMessage).where(OutboundMessage.id == row.id)).one()
-    log.info("sent %d to %s as %s", stored.id, stored.to, stored.sid)
+    log.info("sent %d to %s as %s", stored.id, mask_number(stored.to), stored.sid)
     return stored

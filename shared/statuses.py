@@ -34,6 +34,25 @@ STATUS_RANKS: dict[str, int] = {
 }
 
 
+# One bit per status in `messages.statuses_seen`, so that the report can tell a message's
+# duplicate callbacks (callback_count minus the statuses seen) without reading the audit trail.
+# Stored values: never renumber, only add. Every unknown status shares OTHER_STATUS_BIT.
+STATUS_BITS: dict[str, int] = {
+    "accepted": 1 << 0,
+    "scheduled": 1 << 1,
+    "queued": 1 << 2,
+    "sending": 1 << 3,
+    "sent": 1 << 4,
+    "delivered": 1 << 5,
+    "undelivered": 1 << 6,
+    "failed": 1 << 7,
+    "canceled": 1 << 8,
+    "read": 1 << 9,
+}
+OTHER_STATUS_BIT = 1 << 10
+STATUS_BIT_COUNT = 11
+
+
 def rank(status: str) -> int:
     """Rank of a status; UNKNOWN_RANK for values Twilio added after this table was written."""
     return STATUS_RANKS.get(status, UNKNOWN_RANK)
@@ -62,3 +81,8 @@ def is_conflict(current: str | None, incoming: str) -> bool:
         and rank(current) == Ranks.FINAL
         and rank(incoming) == Ranks.FINAL
     )
+
+
+def status_bit(status: str) -> int:
+    """The bit of `status` in `messages.statuses_seen`."""
+    return STATUS_BITS.get(status, OTHER_STATUS_BIT)

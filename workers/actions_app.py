@@ -1,6 +1,7 @@
 """The Celery app of the `actions` role: `celery -A workers.actions_app worker -Q actions`.
 
-It runs the tasks of workers/actions/tasks.py (resends, contact updates, alerts) from their own
+It runs the tasks of workers/actions/tasks.py (resends, contact updates, alerts) and the jobs
+the `beat` role schedules (workers/schedule.py: drop check, reconciliation) from their own
 queue, so that failures are acted on beside the drain, never on its hot path, and resends can be
 throttled on their own. A sweeper thread re-dispatches what a dead worker left behind. Run one
 or more anywhere; every task locks its row, so they never act twice.
@@ -19,6 +20,7 @@ from shared.config import Settings
 from workers.actions.dispatch import ACTIONS_QUEUE
 from workers.actions.sweeper import sweep
 from workers.celery_base import create_celery
+from workers.schedule import BEAT_SCHEDULER, beat_schedule
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +68,13 @@ class SweeperStep(bootsteps.StartStopStep):
 
 
 def create_app(settings: Settings) -> Celery:
-    app = create_celery(settings, default_queue=ACTIONS_QUEUE, include=["workers.actions.tasks"])
+    app = create_celery(
+        settings, default_queue=ACTIONS_QUEUE, include=["workers.actions.tasks", "workers.schedule"]
+    )
     app.steps["worker"].add(SweeperStep)
+    # Read by the `beat` role (`celery -A workers.actions_app beat`), which only enqueues.
+    app.conf.beat_schedule = beat_schedule(settings)
+    app.conf.beat_scheduler = BEAT_SCHEDULER
     return app
 
 

@@ -22,6 +22,7 @@ from shared.db import make_engine, make_sessionmaker
 from workers.actions.dispatch import dispatch_actions
 from workers.actions.outbox import ActionPlanner
 from workers.celery_base import create_celery
+from workers.changes import ChangePublisher
 from workers.drain import Drainer, redis_client
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class StreamDrainStep(bootsteps.StartStopStep):
             sessions,
             plan_actions=ActionPlanner(error_code_map(settings)) if acting else None,
             dispatch_actions=(lambda ids: dispatch_actions(app, ids)) if acting else None,
+            publish_changes=ChangePublisher(settings, client).publish,
         )
         # Everything loaded so far lives as long as the process: keep the cyclic collector from
         # walking it again on every full collection. A batch allocates tens of thousands of

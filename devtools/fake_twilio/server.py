@@ -181,6 +181,7 @@ class FakeTwilio:
         self._numbers: dict[str, PhoneNumber] = {}
         self._services: dict[str, MessagingService] = {}
         self._faults: deque[_Fault] = deque()
+        self._fetch_faults: deque[_Fault] = deque()
         self._rejections: dict[str, TwilioError] = {}
         self._auto_default: tuple[str, int | None] | None = None
         self._auto_by_to: dict[str, tuple[str, int | None]] = {}
@@ -308,6 +309,23 @@ class FakeTwilio:
         with self._lock:
             for _ in range(times):
                 self._faults.append(_Fault(status, code, message, retry_after))
+
+    def fail_next_fetches(
+        self,
+        status: int = 429,
+        times: int = 1,
+        *,
+        code: int | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        """The next `times` message fetches answer `status` (Twilio error JSON), e.g. a 429 that
+        must stop a reconciliation run."""
+        code = code or DEFAULT_ERROR_CODES.get(status)
+        if code is None:
+            raise ValueError(f"give a Twilio code for HTTP {status}")
+        with self._lock:
+            for _ in range(times):
+                self._fetch_faults.append(_Fault(status, code, None, retry_after))
 
     def hang_next_creates(self, seconds: float, times: int = 1) -> None:
         """The next `times` creates succeed but answer only after `seconds`.
@@ -536,6 +554,10 @@ class FakeTwilio:
 
     def _fetch_message(self, request: RecordedRequest, account: str, sid: str) -> _Reply:
         with self._lock:
+            fault = self._fetch_faults.popleft() if self._fetch_faults else None
+            if fault:
+                headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after else {}
+                return _Reply(fault.status, TwilioError(fault.status, fault.code).body(), headers)
             if sid not in self._messages:
                 raise TwilioError(
                     404, 20404, f"The requested resource {request.path} was not found"

@@ -17,6 +17,8 @@ from shared.models import Contact
 def get_contact(number: str) -> Response:
     # Werkzeug has decoded %2B already; a client that encoded twice still finds the number.
     number = unquote(number).strip()
+    if "\x00" in number:  # PostgreSQL text cannot hold one: it would be a 500
+        return api_error(400, "invalid", "number must not contain NUL characters", "number")
     ctx: IngestContext = current_app.extensions["statuspipe"]
     with ctx.sessions() as session:
         contact = session.get(Contact, number)

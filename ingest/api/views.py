@@ -44,6 +44,8 @@ def event_json(e: MessageEvent) -> dict[str, Any]:
         "received_at": iso(e.received_at),
         "processed_at": iso(e.processed_at),
         "duplicate_count": e.duplicate_count,
+        # `reconcile`: fetched from Twilio's API because the callback never came.
+        "source": e.source,
     }
 
 

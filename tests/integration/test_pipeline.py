@@ -17,9 +17,11 @@ import redis
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from devtools.redis_server import RedisServer
 from shared.models import DeadLetter, Message, MessageEvent
 from tests import services
 from tests.conftest import API_TOKEN, BIN, make_env, start_web, start_worker
+from tests.integration.cli.runner import statuspipe
 from tests.twilio_fixtures import (
     AUTH_TOKEN,
     callback_fields,
@@ -234,6 +236,63 @@ def test_worker_killed_mid_batch_loses_nothing(spawn, env, db, redis_client, pg_
         stored = dict(rows.all())
     assert sorted(stored) == sorted(sids)
     assert set(stored.values()) == {0}
+    assert_verified(env, acknowledged=300)
+
+
+def assert_verified(env, acknowledged):
+    """`statuspipe verify` agrees: every acknowledged callback is stored (or dead-lettered)."""
+    result = statuspipe(env, "verify", "--since", "15m")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"acknowledged {acknowledged:,}: stored {acknowledged:,}" in result.stdout
+
+
+def test_verify_names_a_callback_deleted_behind_its_back(pipeline, env, db):
+    base, _, _ = pipeline
+    sids = [new_sid() for _ in range(12)]
+    for sid in sids:
+        assert send(base, callback_fields(sid, "delivered"))[0] == 200
+    wait_for(lambda: all(events_of(db, sid) for sid in sids), what="storing")
+    assert_verified(env, acknowledged=12)
+    with Session(db) as session, session.begin():
+        session.execute(text("DELETE FROM message_events WHERE message_sid = :sid"),
+                        {"sid": sids[5]})  # fmt: skip
+    result = statuspipe(env, "verify")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"MISSING 1 x {sids[5]} delivered" in result.stdout
+    assert "no audit row" in result.stdout
+    assert "NOT OK" in result.stdout
+
+
+def test_redis_restarted_with_aof_keeps_every_acknowledged_callback(spawn, pg_url, db, tmp_path):
+    """Callbacks stored before the restart, queued across it, and sent after it: all stored,
+    and verify agrees (the ledger lives in the same AOF as the stream)."""
+    data = tmp_path / "redis-data"
+    own_redis = RedisServer(appendonly=True, data_dir=data)
+    restarted = None
+    try:
+        env = make_env(pg_url, own_redis.url)
+        _, base = start_web(spawn, env)
+        worker = start_worker(spawn, env)
+        sids = [new_sid() for _ in range(45)]
+        for sid in sids[:15]:
+            assert send(base, callback_fields(sid, "delivered"))[0] == 200
+        wait_for(lambda: all(events_of(db, sid) for sid in sids[:15]), what="the first 15")
+        worker.stop()
+        for sid in sids[15:30]:  # queued in Redis: no worker
+            assert send(base, callback_fields(sid, "delivered"))[0] == 200
+        redis.Redis.from_url(own_redis.url).shutdown()  # a clean restart: the AOF is synced
+        own_redis.proc.wait(timeout=30)
+        restarted = RedisServer(appendonly=True, port=own_redis.port, data_dir=data)
+        assert redis.Redis.from_url(restarted.url).xlen(env_stream(env)) == 15
+        start_worker(spawn, env)
+        for sid in sids[30:]:
+            assert send(base, callback_fields(sid, "delivered"))[0] == 200
+        wait_for(lambda: all(events_of(db, sid) for sid in sids), timeout=30, what="all 45")
+        assert_verified(env, acknowledged=45)
+    finally:
+        own_redis.stop()
+        if restarted:
+            restarted.stop()
 
 
 def env_stream(env):

@@ -12,6 +12,7 @@ import threading
 
 import redis
 
+from shared import worker_counters
 from shared.config import Settings
 from workers.drain.entries import Entries, Spans, spans_of
 
@@ -40,6 +41,8 @@ class StreamConsumer:
         self.redis = client
         self.name = name or consumer_name()
         self.stop = threading.Event()
+        # Set by the drain for the next _ack: what that batch adds to the workers' counters.
+        self.counts_with_ack: dict[str, int] = {}
 
     def _read(self, count: int, block_ms: int | None) -> Entries:
         reply = self.redis.xreadgroup(
@@ -88,9 +91,14 @@ class StreamConsumer:
                 return claimed
 
     def _ack(self, ids: list[bytes]) -> None:
+        # What the batch adds to the workers' counters (shared/worker_counters.py) travels in the
+        # same round trip, so a batch is counted when, and only when, it is acknowledged; taken
+        # first, so that an ack that fails (the batch is read again) does not count it either.
+        counts, self.counts_with_ack = self.counts_with_ack, {}
         pipe = self.redis.pipeline(transaction=False)
         pipe.xack(self.settings.stream_key, self.settings.consumer_group, *ids)
         pipe.xdel(self.settings.stream_key, *ids)
+        worker_counters.add(pipe, self.settings.stream_key, counts)
         pipe.execute()
 
     def _backlog(self) -> str:

@@ -23,14 +23,16 @@ from workers.drain.consumer import StreamConsumer
 from workers.drain.entries import Entries, Spans, parse_entries
 from workers.drain.errors import is_data_error
 from workers.drain.housekeeping import HOUSEKEEPING_EVERY_SECONDS, housekeep
-from workers.drain.stats import Progress, Stats
+from workers.drain.stats import Progress, Stats, counts
 from workers.store import BatchResult, DeadEntry, store_batch
 from workers.store.batch import PlanActions
+from workers.store.rows import EventRow
 
 # The package's one logger (see workers/drain/entries.py).
 log = logging.getLogger(__package__)
 
 MAX_BACKOFF_SECONDS = 30.0
+DISPATCH_EVERY_SECONDS = 0.2
 PROGRESS_EVERY_SECONDS = 30.0
 
 
@@ -49,6 +51,7 @@ class Drainer(StreamConsumer):
         name: str | None = None,
         plan_actions: PlanActions | None = None,
         dispatch_actions: Callable[[Sequence[int]], None] | None = None,
+        publish_changes: Callable[[list[EventRow]], None] | None = None,
     ) -> None:
         super().__init__(settings, client, name)
         self.sessions = sessions
@@ -56,6 +59,10 @@ class Drainer(StreamConsumer):
         # the actions queue after its commit. Both None: the drain only stores.
         self.plan_actions = plan_actions
         self.dispatch_actions = dispatch_actions
+        self._undispatched: list[int] = []
+        self._next_dispatch = 0.0
+        # The change feed (workers/changes.py): a batch's new audit rows, after its commit.
+        self.publish_changes = publish_changes
         self.stats = Stats()
         self._next_claim = 0.0
         self._next_housekeeping = time.monotonic() + 60.0
@@ -82,13 +89,15 @@ class Drainer(StreamConsumer):
                     raise
                 reason = f"database refused it: {str(exc.orig or exc).strip().splitlines()[0]}"
                 log.error("dead-lettered %s (%s): %s", cb.stream_id, cb.message_sid, reason)
-                entry = {"form": cb.raw, "query": cb.url_query or ""}
+                # "r": when the ingress took it (verify files it under that minute; replay).
+                entry = {"form": cb.raw, "query": cb.url_query or "", "r": repr(cb.received_at)}
                 dead.append(DeadEntry(cb.stream_id, reason, entry))
                 continue
             total.stored += part.stored
             total.redelivered += part.redelivered
             total.conflicts += part.conflicts
             total.action_ids += part.action_ids
+            total.changes += part.changes
         part = self._store([], dead)
         total.dead = part.dead
         return total
@@ -114,6 +123,10 @@ class Drainer(StreamConsumer):
             if self.stop.wait(backoff):
                 raise _Stopped("stopped while the database was unavailable")
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+        if result.changes and self.publish_changes is not None:
+            self._publish(result.changes)
+        # Entries without spans are the ones taken over from a silent worker (see step()).
+        self.counts_with_ack = counts(result, claimed=len(entries) if spans is None else 0)
         self._ack([e[0] for e in entries])
         if result.action_ids and self.dispatch_actions is not None:
             self._dispatch(result.action_ids)
@@ -123,14 +136,32 @@ class Drainer(StreamConsumer):
         self.stats.dead += result.dead
         return result
 
-    def _dispatch(self, action_ids: list[int]) -> None:
+    def _publish(self, changes: list[EventRow]) -> None:
+        # After the commit, before the XACK: a worker that dies after publishing leaves entries
+        # whose receipts say "already stored", so the takeover publishes nothing twice. One that
+        # dies between commit and publish loses those events (the database has the changes).
+        try:
+            assert self.publish_changes is not None
+            self.publish_changes(changes)
+        except Exception as exc:  # noqa: BLE001 - the database has them; never block the drain
+            log.warning("could not publish %d status changes (%s)", len(changes), exc)
+
+    def _dispatch(self, action_ids: list[int], flush: bool = False) -> None:
+        """Hand committed actions to the actions queue, at most every DISPATCH_EVERY_SECONDS:
+        one Celery publish costs about 1 ms of CPU, as much as writing the batch's actions, so
+        under load batches share one. A worker that dies holding some loses no action: the
+        sweeper dispatches what stays pending."""
+        self._undispatched += action_ids
+        now = time.monotonic()
+        if not self._undispatched or (now < self._next_dispatch and not flush):
+            return
+        self._next_dispatch = now + DISPATCH_EVERY_SECONDS
+        ids, self._undispatched = self._undispatched, []
         try:
             assert self.dispatch_actions is not None
-            self.dispatch_actions(action_ids)
+            self.dispatch_actions(ids)
         except Exception as exc:  # noqa: BLE001 - the sweeper re-dispatches; never block the drain
-            log.warning(
-                "could not dispatch %d actions (%s); the sweeper will", len(action_ids), exc
-            )
+            log.warning("could not dispatch %d actions (%s); the sweeper will", len(ids), exc)
 
     # --- loop -------------------------------------------------------------------------------
 
@@ -139,6 +170,8 @@ class Drainer(StreamConsumer):
 
     def step(self) -> int:
         """One pass: claim stale entries when due, else read new ones. Returns entries handled."""
+        if self._undispatched and self.dispatch_actions is not None:
+            self._dispatch([])  # what the last batches left, once its interval has passed
         now = time.monotonic()
         entries: Entries = []
         if now >= self._next_claim:
@@ -203,6 +236,8 @@ class Drainer(StreamConsumer):
                 log.exception("drain step failed; retrying in %.1fs", backoff)
                 self.stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+        if self._undispatched and self.dispatch_actions is not None:
+            self._dispatch([], flush=True)
         self._progress()
         log.info(
             "drain stopped after storing %d callbacks (%d redelivered, %d claimed, "

@@ -1,4 +1,5 @@
-"""What a drainer has done, and the progress line that tells it while it runs."""
+"""What a drainer has done: the progress line that tells it while it runs, and what one batch
+adds to the fleet's counters in Redis (exported by the ingress's /metrics)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from shared import worker_counters as wc
+from workers.store import BatchResult
 
 # The package's one logger (see workers/drain/entries.py).
 log = logging.getLogger(__package__)
@@ -18,6 +22,19 @@ class Stats:
     dead: int = 0
     batches: int = 0
     claimed: int = 0
+
+
+def counts(result: BatchResult, claimed: int) -> dict[str, int]:
+    """One stored batch as increments of the workers' counters (shared/worker_counters.py)."""
+    return {
+        wc.STORED.field(): result.stored,
+        # Each new (message, status) audit row is one callback; the rest repeated one.
+        wc.DUPLICATES.field(): result.stored - len(result.changes),
+        wc.REDELIVERED.field(): result.redelivered,
+        wc.DEAD_LETTERED.field(): result.dead,
+        wc.CLAIMED.field(): claimed,
+        wc.BATCHES.field(): 1,
+    }
 
 
 class Progress:

@@ -12,6 +12,9 @@ The steps, all in the caller's transaction:
    workers/actions/outbox.py), when the caller asks: decision and failure commit together;
 5. keep malformed entries in `dead_letters`.
 
+It returns, besides the counts, the audit rows stored for the first time (`changes`): the
+status changes the caller publishes to the change feed once the transaction has committed.
+
 On PostgreSQL steps 1-3 load their rows with COPY (workers/store/postgres.py, the drain's hot
 path); elsewhere the portable SQLAlchemy statements of workers/store/portable.py run them.
 """
@@ -50,6 +53,8 @@ class BatchResult:
     dead: int = 0
     conflicts: list[str] = field(default_factory=list)
     action_ids: list[int] = field(default_factory=list)  # outbox rows to dispatch after commit
+    # New (message, status) pairs: the status changes to publish after commit (workers/changes.py)
+    changes: list[EventRow] = field(default_factory=list)
 
 
 # Given the batch's new audit rows, writes the outbox rows they call for; returns their ids.
@@ -61,7 +66,7 @@ class _Statements(NamedTuple):
 
     record_spans: RecordSpans
     upsert_messages: Callable[[Session, list[MessageRow]], list[str]]  # -> newly flagged sids
-    upsert_events: Callable[[Session, list[EventRow]], None]
+    upsert_events: Callable[[Session, list[EventRow]], set[tuple[str, str]]]  # -> already stored
 
 
 _PORTABLE = _Statements(portable.record_spans, portable.upsert_messages, portable.upsert_events)
@@ -99,7 +104,12 @@ def store_batch(
     if new:
         event_rows, message_rows = collapse(new)
         result.conflicts = sql.upsert_messages(session, message_rows)
-        sql.upsert_events(session, event_rows)
+        already = sql.upsert_events(session, event_rows)
+        result.changes = (
+            [r for r in event_rows if (r.first.message_sid, r.first.status) not in already]
+            if already
+            else event_rows
+        )
         if plan_actions is not None:
             result.action_ids = plan_actions(session, event_rows)
         for sid in result.conflicts:

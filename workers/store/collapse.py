@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.callback import Callback
-from shared.statuses import UNKNOWN_RANK, Ranks, advances, rank
+from shared.statuses import UNKNOWN_RANK, Ranks, advances, rank, status_bit
 from workers.store.rows import EventRow, MessageRow
 
 
@@ -28,7 +28,8 @@ def collapse(callbacks: list[Callback]) -> tuple[list[EventRow], list[MessageRow
     """
     ordered = sorted(callbacks, key=_sort_key)
     events: dict[tuple[str, str], list[Any]] = {}
-    # sid -> [best, any callback, first received, last received, first final status, conflict]
+    # sid -> [best, any callback, first received, last received, first final status, conflict,
+    #         callbacks, statuses seen as bits]
     messages: dict[str, list[Any]] = {}
     for cb in ordered:
         key = (cb.message_sid, cb.status)
@@ -42,8 +43,12 @@ def collapse(callbacks: list[Callback]) -> tuple[list[EventRow], list[MessageRow
         entry = messages.get(cb.message_sid)
         if entry is None:
             best = cb if cb_rank != UNKNOWN_RANK else None
-            messages[cb.message_sid] = [best, cb, cb.received_at, cb.received_at, final, False]
+            messages[cb.message_sid] = [
+                best, cb, cb.received_at, cb.received_at, final, False, 1, status_bit(cb.status)
+            ]  # fmt: skip
             continue
+        entry[6] += 1
+        entry[7] |= status_bit(cb.status)
         best = entry[0]
         if advances(rank(best.status) if best else UNKNOWN_RANK, cb_rank):
             entry[0] = cb

@@ -110,6 +110,8 @@ def _message_updates(dialect: str, stmt: Any, now: Any) -> dict[str, Any]:
         "messaging_service_sid": func.coalesce(m.messaging_service_sid, ex.messaging_service_sid),
         "final_status": func.coalesce(m.final_status, ex.final_status),
         "needs_reconcile": or_(m.needs_reconcile, ex.needs_reconcile, other_final),
+        "callback_count": m.callback_count + ex.callback_count,
+        "statuses_seen": m.statuses_seen.op("|")(ex.statuses_seen),
         "reconcile_flagged_at": case(
             (m.needs_reconcile, m.reconcile_flagged_at),
             (or_(ex.needs_reconcile, other_final), now),
@@ -145,7 +147,19 @@ def _event_updates(dialect: str, stmt: Any) -> dict[str, Any]:
     }
 
 
-def upsert_events(session: Session, event_rows: list[EventRow]) -> None:
+def _stored_pairs(session: Session, event_rows: list[EventRow]) -> set[tuple[str, str]]:
+    e = MessageEvent.__table__.c
+    sids = sorted({r.first.message_sid for r in event_rows})
+    found = session.execute(select(e.message_sid, e.status).where(e.message_sid.in_(sids)))
+    return {(sid, status) for sid, status in found}
+
+
+def upsert_events(session: Session, event_rows: list[EventRow]) -> set[tuple[str, str]]:
+    """Returns the (sid, status) pairs that an earlier batch had stored already."""
+    batch = {(r.first.message_sid, r.first.status) for r in event_rows}
+    # SQLite runs one writer at a time, and a transaction whose read another one's write overtook
+    # cannot commit (SQLITE_BUSY): the answer cannot go stale unnoticed.
+    already = _stored_pairs(session, event_rows) & batch
     rows = [r.values() for r in event_rows]
     stmt = insert_for(session, MessageEvent.__table__)
     dialect = session.get_bind().dialect.name
@@ -153,3 +167,4 @@ def upsert_events(session: Session, event_rows: list[EventRow]) -> None:
         index_elements=["message_sid", "status"], set_=_event_updates(dialect, stmt)
     )
     session.execute(stmt.returning(MessageEvent.__table__.c.message_sid), rows).close()
+    return already

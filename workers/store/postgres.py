@@ -108,6 +108,8 @@ ON CONFLICT (sid) DO UPDATE SET
     final_status = coalesce(m.final_status, excluded.final_status),
     needs_reconcile = m.needs_reconcile OR excluded.needs_reconcile
         OR coalesce(m.final_status <> excluded.final_status, false),
+    callback_count = m.callback_count + excluded.callback_count,
+    statuses_seen = m.statuses_seen | excluded.statuses_seen,
     reconcile_flagged_at = CASE WHEN m.needs_reconcile THEN m.reconcile_flagged_at
         WHEN excluded.needs_reconcile OR m.final_status <> excluded.final_status THEN now() END
 RETURNING m.sid, m.reconcile_flagged_at
@@ -115,13 +117,22 @@ RETURNING m.sid, m.reconcile_flagged_at
 SELECT sid FROM upserted WHERE reconcile_flagged_at = now() ORDER BY sid
 """  # noqa: S608 - built at import from rows.py, never from input
 
+# Returns the pairs that were already stored (usually none): the others are new audit events,
+# the batch's status changes for the change feed. A row the upsert updated carries this
+# transaction's id in xmax (the row lock ON CONFLICT DO UPDATE takes); an inserted one has 0.
+# Returning only the exceptions keeps the rows fetched per batch near zero; comparing counts
+# with the staged ones instead (a join) cost PostgreSQL 3-5 µs per callback.
 _EVENTS = f"""
+WITH upserted AS (
 INSERT INTO message_events AS e ({_insert_columns(EVENT_COLUMNS)})
 SELECT {_select_columns(EVENT_COLUMNS)}
 FROM {_STAGE_EVENTS} s ORDER BY s.message_sid, s.status
 ON CONFLICT (message_sid, status) DO UPDATE SET
     duplicate_count = e.duplicate_count + excluded.duplicate_count + 1,
     received_at = LEAST(e.received_at, excluded.received_at)
+RETURNING e.message_sid, e.status, e.xmax::text <> '0' AS updated
+)
+SELECT message_sid, status FROM upserted WHERE updated
 """  # noqa: S608 - built at import from rows.py, never from input
 
 # COPY text format: these four characters must be escaped; NULL is \N.
@@ -218,7 +229,8 @@ def upsert_messages(session: Session, rows: list[MessageRow]) -> list[str]:
     return list(session.execute(text(_MESSAGES)).scalars())
 
 
-def upsert_events(session: Session, rows: list[EventRow]) -> None:
+def upsert_events(session: Session, rows: list[EventRow]) -> set[tuple[str, str]]:
+    """Returns the (sid, status) pairs that an earlier batch had stored already."""
     session.execute(text(_CREATE_STAGE_EVENTS))
     _copy(session, _STAGE_EVENTS, map(_event_line, rows))
-    session.execute(text(_EVENTS))
+    return {(sid, status) for sid, status in session.execute(text(_EVENTS))}

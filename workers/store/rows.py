@@ -61,6 +61,8 @@ MESSAGE_COLUMNS = (
     Column("carrier_done_at", "timestamptz"),
     Column("final_status", "varchar(32)"),
     Column("needs_reconcile", "boolean"),
+    Column("callback_count", "integer"),
+    Column("statuses_seen", "integer"),
 )
 EVENT_NAMES = tuple(c.name for c in EVENT_COLUMNS)
 MESSAGE_NAMES = tuple(c.name for c in MESSAGE_COLUMNS)
@@ -96,6 +98,8 @@ class MessageRow:
     last_received: float
     final_status: str | None = None  # the first final status received in the batch
     conflict: bool = False  # the batch itself holds two different final statuses
+    callbacks: int = 0  # callbacks of the batch for this message, duplicates included
+    statuses_seen: int = 0  # their statuses as bits (shared/statuses.py STATUS_BITS)
 
     def columns(self) -> list[Any]:
         """The values in the order of MESSAGE_COLUMNS (list literals: this runs for every row)."""
@@ -106,11 +110,11 @@ class MessageRow:
             return [any_cb.message_sid, any_cb.account_sid, any_cb.to, any_cb.from_,
                     any_cb.messaging_service_sid, None, UNKNOWN_RANK, None, None,
                     self.first_received, None, self.last_received, None, self.final_status,
-                    self.conflict]  # fmt: skip
+                    self.conflict, self.callbacks, self.statuses_seen]  # fmt: skip
         return [cb.message_sid, cb.account_sid, cb.to, cb.from_, cb.messaging_service_sid,
                 cb.status, rank(cb.status), cb.error_code, cb.error_message, self.first_received,
                 cb.received_at, self.last_received, cb.carrier_done_at, self.final_status,
-                self.conflict]  # fmt: skip
+                self.conflict, self.callbacks, self.statuses_seen]  # fmt: skip
 
     def values(self) -> dict[str, Any]:
         """The row by column name, receive times as datetimes (the portable statements)."""

@@ -15,12 +15,17 @@ from shared.db import make_sessionmaker
 from shared.models import CallbackReceipt, DeadLetter, Message, MessageEvent
 from tests.twilio_fixtures import callback_fields, new_sid
 from workers.drain import Drainer
+from workers.verify import verify
 
 
 def enqueue(settings, redis_client, fields, token="", body=None):
     enq = stream.Enqueuer(redis_client, settings.stream_key, settings.max_backlog)
     raw = body if body is not None else urlencode(fields).encode()
-    return enq.enqueue(body=raw, query=b"", method="POST", token=token, received=time.time())
+    # As the ingress does: the ledger counts what it acknowledges (the sid and status it checked).
+    pair = {"sid": fields["MessageSid"], "status": fields["MessageStatus"]} if body is None else {}
+    return enq.enqueue(
+        body=raw, query=b"", method="POST", token=token, received=time.time(), **pair
+    )
 
 
 @pytest.fixture
@@ -217,6 +222,14 @@ def test_a_connection_lost_during_copy_is_retried_and_counted_once(
         rows = session.execute(select(MessageEvent.message_sid, MessageEvent.duplicate_count))
         assert sorted(rows) == sorted((sid, 0) for sid in sids)
     assert redis_client.xlen(settings.stream_key) == 0
+    assert_verified(settings, redis_client, db, 20)
+
+
+def assert_verified(settings, redis_client, db, acknowledged):
+    """verify agrees: every callback the ledger counted is stored."""
+    report = verify(settings, redis_client, db)
+    assert report.ok, report
+    assert (report.acknowledged, report.stored) == (acknowledged, acknowledged)
 
 
 def test_progress_tells_the_rate_and_the_backlog_and_is_silent_when_idle(
@@ -262,6 +275,7 @@ def test_a_read_only_database_is_waited_out_and_no_callback_is_blamed(
     assert (stats.stored, stats.dead) == (4, 0)
     assert count(db, DeadLetter) == 0
     assert count(db, MessageEvent) == 4
+    assert_verified(settings, redis_client, db, 4)
 
 
 def test_only_idle_consumers_with_nothing_pending_are_forgotten(settings, redis_client):

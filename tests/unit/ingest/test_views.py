@@ -230,6 +230,17 @@ def test_the_app_answers_exactly_these_routes(client):
             ("/api/messages", frozenset({"OPTIONS", "POST"})),
             ("/api/messages/<sid>", flask_get),
             ("/api/contacts/<path:number>", flask_get),
+            ("/api/stream", flask_get),
+            ("/api/stream/token", frozenset({"OPTIONS", "POST"})),
+            ("/api/changes", flask_get),
+            ("/api/reports/daily", flask_get),
+            ("/metrics", flask_get),
+            ("/dashboard", flask_get),
+            ("/dashboard/login", frozenset({"OPTIONS", "POST"})),
+            ("/dashboard/logout", frozenset({"OPTIONS", "POST"})),
+            ("/dashboard/data", flask_get),
+            ("/dashboard/stream-token", flask_get),
+            ("/dashboard/static/<path:filename>", flask_get),
         ]
     )
 

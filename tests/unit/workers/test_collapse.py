@@ -3,6 +3,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.callback import Callback
+from shared.statuses import status_bit
 from workers.store.collapse import collapse
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -71,3 +72,23 @@ def test_rows_are_sorted_by_key_so_workers_lock_in_the_same_order():
         (A, "sent"),
         (B, "sent"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("arrivals", "callbacks", "statuses"),
+    [
+        (["sent"], 1, {"sent"}),
+        (["sent", "delivered"], 2, {"sent", "delivered"}),
+        (["sent", "sent", "delivered", "delivered"], 4, {"sent", "delivered"}),
+        (["mystery", "other-mystery"], 2, {"mystery"}),  # unknown statuses share one bit
+    ],
+)
+def test_message_row_counts_callbacks_and_the_statuses_they_carried(arrivals, callbacks, statuses):
+    _, messages = collapse([cb(A, s, t) for t, s in enumerate(arrivals)])
+    (row,) = messages
+    values = row.values()
+    assert values["callback_count"] == callbacks
+    bits = 0
+    for status in statuses:
+        bits |= status_bit(status)
+    assert values["statuses_seen"] == bits
