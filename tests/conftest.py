@@ -16,6 +16,8 @@ from devtools.processes import Proc
 from devtools.procfile import BIN, ROOT
 from devtools.procfile import command as procfile_command
 from shared.config import Settings, load_settings
+from shared.db import make_engine
+from shared.migrate import upgrade
 from tests import services
 from tests.twilio_fixtures import AUTH_TOKEN
 
@@ -59,6 +61,25 @@ def db(pg_engine: Engine) -> Iterator[Engine]:
     """The test database, emptied after the test."""
     yield pg_engine
     truncate_all(pg_engine)
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def any_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Engine]]:
+    """(URL, engine) of the test PostgreSQL database, then of a migrated SQLite file (the
+    database of `make run`): for the rules that must hold on both."""
+    if request.param == "postgresql":
+        yield request.getfixturevalue("pg_url"), request.getfixturevalue("db")
+        return
+    url = f"sqlite:///{tmp_path / 'statuspipe.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    yield url, engine
+    engine.dispose()
+
+
+@pytest.fixture
+def any_db(any_database: tuple[str, Engine]) -> Engine:
+    return any_database[1]
 
 
 @pytest.fixture

@@ -11,8 +11,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from devtools.webhook_receiver import WebhookReceiver
-from shared.db import make_engine
-from shared.migrate import upgrade
 from tests import report_fixture as fixture
 from tests.integration.cli.runner import statuspipe
 
@@ -20,17 +18,9 @@ from tests.integration.cli.runner import statuspipe
 UNSET = ("REPORT_TIMEZONE", "DROP_ALERT_MIN_MESSAGES", "DROP_ALERT_RATIO", "ALERT_WEBHOOK_URL")
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def database(request, tmp_path):
-    """(DATABASE_URL, engine) of an empty, migrated database of each kind."""
-    if request.param == "postgresql":
-        yield request.getfixturevalue("pg_url"), request.getfixturevalue("db")
-        return
-    url = f"sqlite:///{tmp_path / 'statuspipe.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    yield url, engine
-    engine.dispose()
+@pytest.fixture
+def database(any_database):
+    return any_database
 
 
 def run(url: str, *args: str, **env: str):

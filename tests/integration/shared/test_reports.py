@@ -11,8 +11,6 @@ from sqlalchemy.orm import Session
 from ingest import create_app
 from shared.bootstrap import error_code_map
 from shared.config import load_settings
-from shared.db import make_engine
-from shared.migrate import upgrade
 from shared.reports.baseline import day_rates
 from shared.reports.daily import daily_reports
 from shared.reports.definitions import day_windows
@@ -22,17 +20,9 @@ from tests.twilio_fixtures import new_sid
 TOKEN = "report-test-token"
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def database(request, tmp_path):
-    """(URL, engine) of an empty, migrated database of each kind."""
-    if request.param == "postgresql":
-        yield request.getfixturevalue("pg_url"), request.getfixturevalue("db")
-        return
-    url = f"sqlite:///{tmp_path / 'statuspipe.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    yield url, engine
-    engine.dispose()
+@pytest.fixture
+def database(any_database):
+    return any_database
 
 
 def api(url, **env):

@@ -11,8 +11,7 @@ from sqlalchemy.orm import Session
 from devtools.webhook_receiver import WebhookReceiver
 from shared.bootstrap import error_code_map
 from shared.config import load_settings
-from shared.db import make_engine, make_sessionmaker
-from shared.migrate import upgrade
+from shared.db import make_sessionmaker
 from shared.models import AlertGroup
 from tests import report_fixture as fixture
 from workers.alerts.sinks import WebhookSink
@@ -23,16 +22,9 @@ DAY8 = fixture.DAY8
 NOW = datetime(2026, 1, 16, 9, 30, tzinfo=UTC)
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def engine(request, tmp_path):
-    if request.param == "postgresql":
-        yield request.getfixturevalue("db")
-        return
-    url = f"sqlite:///{tmp_path / 'statuspipe.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
+@pytest.fixture
+def engine(any_db):
+    return any_db
 
 
 @pytest.fixture

@@ -12,8 +12,7 @@ from sqlalchemy.orm import Session
 from devtools.fake_twilio import FakeTwilio
 from ingest.api.views import message_document
 from shared.config import load_settings
-from shared.db import make_engine, make_sessionmaker
-from shared.migrate import upgrade
+from shared.db import make_sessionmaker
 from shared.models import Message, MessageEvent
 from shared.twilio_client import make_twilio_client
 from tests import report_fixture as fixture
@@ -25,16 +24,9 @@ POLICY = Policy(after=timedelta(hours=12), max_age=timedelta(days=3))
 TO = "+15005550006"
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def engine(request, tmp_path):
-    if request.param == "postgresql":
-        yield request.getfixturevalue("db")
-        return
-    url = f"sqlite:///{tmp_path / 'statuspipe.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
+@pytest.fixture
+def engine(any_db):
+    return any_db
 
 
 @pytest.fixture
