@@ -11,23 +11,12 @@ from typing import Any
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
-# Threaded workers: an open /api/stream holds a thread for as long as it is open, which would
-# take a sync worker away from callbacks entirely. Each process has GUNICORN_THREADS threads for
-# requests plus one per stream it may hold (STREAM_MAX_PER_PROCESS, refused past it), so open
-# streams never leave a callback waiting for a thread (docs/benchmarks.md: the ingress ratio).
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
-
-
-def _stream_threads() -> int:
-    from shared.config import ConfigError, load_settings
-
-    try:
-        return load_settings().stream_max_per_process
-    except ConfigError:
-        return 0  # on_starting stops the server with the one-line reason
-
-
-threads = int(os.environ.get("GUNICORN_THREADS", "4")) + _stream_threads()
+# gunicorn's sync worker, which hands open /api/stream connections to a thread of their own
+# instead of holding them (ingest/web_worker.py): callbacks keep the fastest worker class, and
+# open streams never take it away from them (docs/benchmarks.md: the ingress ratio).
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "ingest.web_worker.Worker")
+# Only for another GUNICORN_WORKER_CLASS (gthread); that one serves no streams (503).
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 keepalive = 5

@@ -1,6 +1,6 @@
 """gunicorn entry point: `gunicorn ingest.wsgi:app`."""
 
-from ingest import create_app
+from ingest.app import create_app
 from shared.bootstrap import web_settings
 
 app = create_app(web_settings())

@@ -1,5 +1,6 @@
-"""What the live endpoints keep per web process: the hub every open stream shares and a Redis
-client for reading the feed (its own: the ingress's client gives Redis half a second)."""
+"""What the live endpoints keep per web process: the hub every open stream shares, the thread
+that writes them, and a Redis client for reading the feed (its own: the ingress's client gives
+Redis half a second)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 import redis
 
 from ingest.live.hub import BLOCK_MS, Hub
+from ingest.live.writer import StreamWriter
 from shared.config import Settings
 
 READ_TIMEOUT_SECONDS = 5.0
@@ -24,17 +26,19 @@ class LiveContext:
     settings: Settings
     hub: Hub
     reader: redis.Redis
+    writer: StreamWriter
 
     @classmethod
     def build(cls, settings: Settings, client: redis.Redis | None = None) -> LiveContext:
         """`client`: one client for everything (tests with fakeredis); default: real ones."""
         if client is not None:
-            return cls(settings, Hub(lambda: client, settings.changes_stream_key,
-                                     settings.stream_max_per_process), client)  # fmt: skip
+            hub = Hub(lambda: client, settings.changes_stream_key, settings.stream_max_per_process)
+            return cls(settings, hub, client, StreamWriter(hub, client))
         follow_timeout = BLOCK_MS / 1000 + READ_TIMEOUT_SECONDS
         hub = Hub(
             lambda: _client(settings, follow_timeout),
             settings.changes_stream_key,
             settings.stream_max_per_process,
         )
-        return cls(settings, hub, _client(settings, READ_TIMEOUT_SECONDS))
+        reader = _client(settings, READ_TIMEOUT_SECONDS)
+        return cls(settings, hub, reader, StreamWriter(hub, reader))

@@ -1,9 +1,10 @@
 """One reader of the change feed per web process, shared by all of the process's open streams.
 
-A thread follows the Redis stream with a blocking XREAD and keeps the latest entries in memory;
-streams wait on a condition and take what is newer than their position. N open streams cost one
-Redis reader and one JSON encoding per change, not N. A stream behind what the hub keeps (a
-resume with Last-Event-ID, or one that fell behind) catches up from Redis first (feed.py).
+A thread follows the Redis stream with a blocking XREAD, keeps the latest entries in memory and
+wakes the stream writer (writer.py), which takes for each stream what is newer than its
+position. N open streams cost one Redis reader and one JSON encoding per change, not N. A
+stream behind what the hub keeps (a resume with Last-Event-ID, or one that fell behind) catches
+up from Redis first (feed.py).
 """
 
 from __future__ import annotations
@@ -31,18 +32,19 @@ class Hub:
         self._connect = connect
         self.key = key
         self.max_streams = max_streams
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._entries: deque[tuple[tuple[int, int], list[Item]]] = deque()
         self._floor = START  # every entry after it is in _entries
         self._last = START
         self._thread: threading.Thread | None = None
+        self._listeners: list[Callable[[], None]] = []
         self.streams = 0
 
     # --- subscribers ------------------------------------------------------------------------
 
     def join(self) -> bool:
         """Count one more open stream; False when the process holds its maximum already."""
-        with self._cond:
+        with self._lock:
             if self.streams >= self.max_streams:
                 return False
             self.streams += 1
@@ -50,19 +52,19 @@ class Hub:
             return True
 
     def leave(self) -> None:
-        with self._cond:
+        with self._lock:
             self.streams -= 1
 
     def latest(self) -> Position:
         """After the newest change this process knows of: where a new stream starts."""
-        with self._cond:
+        with self._lock:
             self._start()
             return self._last
 
     def after(self, position: Position) -> list[Item] | None:
         """The kept changes after `position`; None when the hub does not hold everything after
         it (the caller reads Redis)."""
-        with self._cond:
+        with self._lock:
             floor = self._floor.key
             key = position.key
             if key < floor or (key == floor and position.index is not None):
@@ -79,11 +81,10 @@ class Hub:
                 out.append(items)
             return [item for items in reversed(out) for item in items]
 
-    def wait(self, position: Position, timeout: float) -> None:
-        """Until a change after `position` may be there, or `timeout` seconds."""
-        key = position.key
-        with self._cond:
-            self._cond.wait_for(lambda: self._last.key > key, timeout)
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call `listener` (from the reader thread) after each read that brought changes."""
+        with self._lock:
+            self._listeners.append(listener)
 
     # --- the reader thread ------------------------------------------------------------------
 
@@ -113,7 +114,7 @@ class Hub:
             if not reply:
                 continue
             entries = reply[0][1]
-            with self._cond:
+            with self._lock:
                 for entry_id, fields in entries:
                     items = items_of(entry_id, fields)
                     position = Position(entry_id.decode())
@@ -122,4 +123,6 @@ class Hub:
                 while len(self._entries) > KEEP_ENTRIES:
                     dropped, _ = self._entries.popleft()
                     self._floor = Position(f"{dropped[0]}-{dropped[1]}")
-                self._cond.notify_all()
+                listeners = list(self._listeners)
+            for listener in listeners:
+                listener()

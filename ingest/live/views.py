@@ -4,15 +4,14 @@ Auth: bearer `API_TOKEN` everywhere (the token and the polling endpoints are on 
 blueprint, with its check and rate limit); the stream, on a blueprint of its own, also takes
 `?token=` from POST /api/stream/token, since a browser's EventSource cannot send headers.
 
-An open stream holds one of its web process's threads (gunicorn's gthread workers,
-ingest/gunicorn_conf.py): each process holds at most `STREAM_MAX_PER_PROCESS` streams, and has
-`GUNICORN_THREADS` more for everything else, so open streams never leave a callback waiting.
+An open stream holds no request thread: the view accepts it and leaves a Handoff; the web
+worker (ingest/web_worker.py) sends the headers and gives the connection to the process's
+stream writer (writer.py), which sends every change from then on. Each process holds at most
+`STREAM_MAX_PER_PROCESS` streams.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -29,17 +28,15 @@ from ingest.live.stream_token import (
     check_stream_token,
     issue_stream_token,
 )
+from ingest.stream_handoff import HANDOFF, SERVES_STREAMS
 from shared.callback import MESSAGE_SID_RE
 from shared.changes import START, Position
 
 bp = Blueprint("live", __name__, url_prefix="/api")
 
-HEARTBEAT_SECONDS = 15.0
-FLUSH_SECONDS = 0.25
 RETRY_MS = 2000  # how long a disconnected EventSource waits before it reconnects
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-CATCH_UP_CHUNK = 1000
 
 
 def _live() -> LiveContext:
@@ -107,11 +104,12 @@ def stream() -> Response:
             else "bearer token or ?token= (from POST /api/stream/token) required"
         )
         return _unauthorized(message)
-    if not request.environ.get("wsgi.multithread"):
+    if not request.environ.get(SERVES_STREAMS):
         return api_error(
             503, "streams_unsupported",
-            "this server runs one request at a time per process: streams need gunicorn's"
-            " gthread workers (GUNICORN_WORKER_CLASS=gthread); poll GET /api/changes instead",
+            "this server cannot hold streams open: they need the web command's worker class"
+            " (ingest.web_worker.Worker, the default of ingest/gunicorn_conf.py) without TLS in"
+            " gunicorn; poll GET /api/changes instead",
         )  # fmt: skip
     try:
         filters = _filters()
@@ -137,50 +135,13 @@ def stream() -> Response:
     except BaseException:
         live.hub.leave()
         raise
-    response = Response(
-        _events(live, start, filters, first), mimetype="text/event-stream", direct_passthrough=True
-    )
+    request.environ[HANDOFF] = live.writer.handoff(start, filters)
+    # An iterator, not bytes: no Content-Length, the body goes on after the first bytes.
+    first_bytes = iter(["".join(first).encode()])
+    response = Response(first_bytes, mimetype="text/event-stream", direct_passthrough=True)
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
     return response
-
-
-def _events(
-    live: LiveContext, position: Position, filters: Filters, first: list[str]
-) -> Iterator[bytes]:
-    hub = live.hub
-    try:
-        yield "".join(first).encode()
-        last_write = time.monotonic()
-        while True:
-            items = hub.after(position)
-            if items is None:  # behind what the hub keeps: catch up from Redis
-                items = feed.read_after(live.reader, hub.key, position, CATCH_UP_CHUNK)
-                if not items:
-                    position = hub.latest()
-                    continue
-            if items:
-                position = items[-1].position
-                if filters.none:
-                    text = b"".join([i.sse for i in items])
-                else:
-                    text = b"".join([i.sse for i in items if filters.match(i.change)])
-                if text:
-                    yield text
-                    last_write = time.monotonic()
-                    # At most one write per FLUSH_SECONDS: under load a stream then sends a
-                    # few large writes a second instead of one per batch per worker, which
-                    # cost the web processes more CPU than the callbacks (bench/live.py).
-                    time.sleep(FLUSH_SECONDS)
-                continue
-            idle = time.monotonic() - last_write
-            if idle >= HEARTBEAT_SECONDS:
-                yield b": heartbeat\n\n"
-                last_write = time.monotonic()
-                continue
-            hub.wait(position, HEARTBEAT_SECONDS - idle)
-    finally:
-        hub.leave()
 
 
 @api_bp.get("/changes")

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devtools.fake_twilio import DEFAULT_ACCOUNT_SID, FakeTwilio
-from ingest import create_app
+from ingest.app import create_app
 from shared.config import load_settings
 from tests.conftest import API_TOKEN, make_env
 from tests.twilio_fixtures import AUTH_TOKEN

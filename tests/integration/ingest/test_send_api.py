@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from devtools.fake_twilio import DEFAULT_ACCOUNT_SID, FakeTwilio
-from ingest import create_app
+from ingest.app import create_app
 from shared.config import load_settings
 from shared.models import Contact, OutboundMessage
 from tests.conftest import API_TOKEN, make_env

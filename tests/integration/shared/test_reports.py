@@ -8,7 +8,7 @@ import fakeredis
 import pytest
 from sqlalchemy.orm import Session
 
-from ingest import create_app
+from ingest.app import create_app
 from shared.bootstrap import error_code_map
 from shared.config import load_settings
 from shared.reports.baseline import day_rates

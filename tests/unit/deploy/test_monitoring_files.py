@@ -11,7 +11,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine
 
-from ingest import create_app
+from ingest.app import create_app
 from shared.config import load_settings
 from shared.models import Base
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fakeredis
 
-from ingest import create_app
+from ingest.app import create_app
 from shared.config import load_settings
 from tests.twilio_fixtures import AUTH_TOKEN
 

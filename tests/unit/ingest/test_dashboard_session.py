@@ -4,7 +4,7 @@ hold it; everything but the sign-in form refuses a browser without that cookie."
 import fakeredis
 import pytest
 
-from ingest import create_app
+from ingest.app import create_app
 from ingest.dashboard import session
 from shared.config import load_settings
 

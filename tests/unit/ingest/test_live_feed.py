@@ -5,7 +5,7 @@ from __future__ import annotations
 import fakeredis
 import pytest
 
-from ingest import create_app
+from ingest.app import create_app
 from ingest.live.stream_token import MAX_TTL_SECONDS, check_stream_token, issue_stream_token
 from shared import changes
 from shared.changes import Position

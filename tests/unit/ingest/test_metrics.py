@@ -5,7 +5,7 @@ import fakeredis
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ingest import create_app
+from ingest.app import create_app
 from shared import worker_counters as wc
 from shared.config import load_settings
 from tests.twilio_fixtures import AUTH_TOKEN, callback_fields, new_sid, signed_post

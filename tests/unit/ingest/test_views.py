@@ -3,7 +3,7 @@
 import fakeredis
 import pytest
 
-from ingest import create_app
+from ingest.app import create_app
 from shared.config import load_settings
 from tests.twilio_fixtures import (
     AUTH_TOKEN,

@@ -1,0 +1,251 @@
+"""One thread per web process writes every open stream, so an open stream costs a socket and a
+few hundred bytes, never a request thread (ingest/web_worker.py hands each stream's connection
+over once its headers are sent).
+
+The thread waits on a selector: a wake-up from the hub when changes arrive or a stream is
+handed over, readable sockets (a client that closed), writable sockets (a slow client's
+backlog). Each pass takes, for every stream, the changes after its position from the hub, or
+from Redis when it is behind what the hub keeps (a resume with Last-Event-ID), filters them and
+sends them without blocking. Passes are at most FLUSH_SECONDS apart under load: a stream then
+gets a few large writes a second instead of one per batch per worker (bench/live.py).
+
+A client that reads too slowly is cut off once it holds SLOW_CLIENT_SECONDS of unsent output;
+its EventSource reconnects with Last-Event-ID and resumes without a gap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import selectors
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+import redis
+
+from ingest.live import feed
+from ingest.live.hub import Hub
+from ingest.live.items import Filters
+from shared.changes import Position
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 15.0
+FLUSH_SECONDS = 0.25
+CATCH_UP_CHUNK = 1000
+HIGH_WATER_BYTES = 256 * 1024  # unsent output past which a stream takes no more changes
+SLOW_CLIENT_SECONDS = 30.0
+HEARTBEAT = b": heartbeat\n\n"
+
+
+@dataclass(eq=False)
+class Subscriber:
+    sock: socket.socket
+    position: Position
+    filters: Filters
+    chunked: bool  # HTTP/1.1: each write is one chunk; HTTP/1.0: the body ends at close
+    out: bytearray = field(default_factory=bytearray)
+    last_queued: float = field(default_factory=time.monotonic)
+    blocked_since: float | None = None  # when its unsent output passed HIGH_WATER_BYTES
+
+    def queue(self, text: bytes, now: float) -> None:
+        if self.chunked:
+            self.out += b"%x\r\n" % len(text) + text + b"\r\n"
+        else:
+            self.out += text
+        self.last_queued = now
+
+    def flush(self) -> None:
+        """Send what the socket takes now; raises OSError when the client is gone."""
+        while self.out:
+            try:
+                sent = self.sock.send(self.out)
+            except BlockingIOError:
+                return
+            del self.out[:sent]
+
+
+@dataclass(frozen=True)
+class PendingStream:
+    """An accepted stream on its way from the view to the writer (ingest/stream_handoff.py)."""
+
+    writer: StreamWriter
+    position: Position
+    filters: Filters
+
+    def handoff(self, position: Position, filters: Filters) -> PendingStream:
+        return PendingStream(self, position, filters)
+
+    def attach(self, sock: socket.socket, chunked: bool) -> None:
+        self.writer.attach(sock, self.position, self.filters, chunked)
+
+    def cancel(self) -> None:
+        self.writer.hub.leave()
+
+
+class StreamWriter:
+    def __init__(self, hub: Hub, reader: redis.Redis) -> None:
+        self._hub = hub
+        self._reader = reader
+        self._lock = threading.Lock()
+        self._arrivals: list[Subscriber] = []
+        self._subscribers: set[Subscriber] = set()
+        self._thread: threading.Thread | None = None
+        self._selector: selectors.BaseSelector | None = None
+        self._wake_send: socket.socket | None = None
+
+    @property
+    def hub(self) -> Hub:
+        return self._hub
+
+    def handoff(self, position: Position, filters: Filters) -> PendingStream:
+        return PendingStream(self, position, filters)
+
+    def attach(
+        self, sock: socket.socket, position: Position, filters: Filters, chunked: bool
+    ) -> None:
+        """Take over `sock`, whose response headers (and first bytes) are sent already."""
+        sock.setblocking(False)
+        with self._lock:
+            self._start()
+            self._arrivals.append(Subscriber(sock, position, filters, chunked))
+        self.wake()
+
+    def wake(self) -> None:
+        wake = self._wake_send
+        if wake is not None:
+            with contextlib.suppress(OSError):  # full: a wake-up is pending anyway
+                wake.send(b"\0")
+
+    # --- the writer thread ------------------------------------------------------------------
+
+    def _start(self) -> None:
+        """With the lock held: start the thread with the process's first stream."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        selector = selectors.DefaultSelector()
+        wake_recv, wake_send = socket.socketpair()
+        wake_recv.setblocking(False)
+        wake_send.setblocking(False)
+        selector.register(wake_recv, selectors.EVENT_READ)
+        self._selector, self._wake_send = selector, wake_send
+        self._hub.on_change(self.wake)
+        self._thread = threading.Thread(
+            target=self._run, args=(selector, wake_recv), name="stream-writer", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, selector: selectors.BaseSelector, wake_recv: socket.socket) -> None:
+        last_pass = 0.0
+        due = True  # changes or arrivals not looked at yet
+        while True:
+            now = time.monotonic()
+            if due:
+                timeout = max(0.0, last_pass + FLUSH_SECONDS - now)
+            else:
+                timeout = self._until_heartbeat(now)
+            for key, mask in selector.select(timeout):
+                sock = key.fileobj
+                if sock is wake_recv:
+                    with contextlib.suppress(BlockingIOError):
+                        wake_recv.recv(4096)
+                    due = True
+                elif mask & selectors.EVENT_READ:
+                    self._on_readable(key.data)
+                elif mask & selectors.EVENT_WRITE:
+                    self._send(key.data)
+            now = time.monotonic()
+            if self._take_arrivals(selector):
+                due, last_pass = True, 0.0  # a new stream starts at once
+            if due and now - last_pass >= FLUSH_SECONDS:
+                last_pass = now
+                try:
+                    due = self._pass(now)
+                except Exception:  # the one writer: it must not die
+                    log.exception("stream writer pass failed; retrying")
+                    due = True
+            self._heartbeats(now)
+
+    def _take_arrivals(self, selector: selectors.BaseSelector) -> bool:
+        with self._lock:
+            arrivals, self._arrivals = self._arrivals, []
+        for sub in arrivals:
+            self._subscribers.add(sub)
+            selector.register(sub.sock, selectors.EVENT_READ, sub)
+        return bool(arrivals)
+
+    def _pass(self, now: float) -> bool:
+        """Queue and send each stream's new changes; True when some stream has more to catch
+        up on (another pass is due without waiting for a change)."""
+        more = False
+        for sub in list(self._subscribers):
+            if len(sub.out) >= HIGH_WATER_BYTES:
+                if sub.blocked_since is None:
+                    sub.blocked_since = now
+                elif now - sub.blocked_since > SLOW_CLIENT_SECONDS:
+                    idle = now - sub.blocked_since
+                    log.info("stream closed: its client read nothing for %.0f s", idle)
+                    self._drop(sub)
+                    continue
+                more = True
+                continue
+            sub.blocked_since = None
+            items = self._hub.after(sub.position)
+            if items is None:  # behind what the hub keeps: catch up from Redis
+                items = feed.read_after(self._reader, self._hub.key, sub.position, CATCH_UP_CHUNK)
+                if not items:
+                    sub.position = self._hub.latest()
+                more = True
+            if items:
+                sub.position = items[-1].position
+                match = sub.filters.match
+                text = b"".join([i.sse for i in items if sub.filters.none or match(i.change)])
+                if text:
+                    sub.queue(text, now)
+            self._send(sub)
+        return more
+
+    def _heartbeats(self, now: float) -> None:
+        for sub in list(self._subscribers):
+            if now - sub.last_queued >= HEARTBEAT_SECONDS:
+                sub.queue(HEARTBEAT, now)
+                self._send(sub)
+
+    def _until_heartbeat(self, now: float) -> float:
+        if not self._subscribers:
+            return HEARTBEAT_SECONDS
+        oldest = min(sub.last_queued for sub in self._subscribers)
+        return max(0.0, oldest + HEARTBEAT_SECONDS - now)
+
+    def _send(self, sub: Subscriber) -> None:
+        try:
+            sub.flush()
+        except OSError:
+            self._drop(sub)
+            return
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if sub.out else 0)
+        assert self._selector is not None
+        self._selector.modify(sub.sock, events, sub)
+
+    def _on_readable(self, sub: Subscriber) -> None:
+        """A stream's client sends nothing after its request: readable means closed (or reset)."""
+        try:
+            data = sub.sock.recv(4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(sub)
+
+    def _drop(self, sub: Subscriber) -> None:
+        if sub not in self._subscribers:
+            return
+        self._subscribers.discard(sub)
+        assert self._selector is not None
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(sub.sock)
+        sub.sock.close()
+        self._hub.leave()
