@@ -26,6 +26,7 @@ from bench import env
 from bench.data import FINALS, Callback, _fields, signature
 from devtools.ports import wait_port
 from devtools.procfile import command as procfile_command
+from devtools.web_ready import wait_workers_ready
 
 POLL_SECONDS = 0.02
 CONNECTIONS = 32
@@ -203,6 +204,7 @@ def run(
                         for i in range(workers)]  # fmt: skip
         procs.extend(worker_procs)
         wait_port(port, timeout=20)
+        wait_workers_ready(web)
         for w in worker_procs:
             w.wait_for_output("draining", timeout=60)
         watcher = RowWatcher(database_url, keys)

@@ -14,6 +14,7 @@ from bench import env
 from bench.data import callbacks, signature
 from devtools.ports import wait_port
 from devtools.procfile import command as procfile_command
+from devtools.web_ready import wait_workers_ready
 
 CONNECTIONS = 16
 
@@ -74,6 +75,7 @@ def measure(
         web = env.start(f"ingress-{app.split(':')[0]}", argv, run_env)
         procs.append(web)
         wait_port(port, timeout=20)
+        wait_workers_ready(web)
         _wrk(port, 2, requests_file)  # warm up: imports, connections
         result = _wrk(port, seconds, requests_file)
         peak = sum(env.rss_kib(pid, "VmHWM") for pid in env.tree_pids(web.proc.pid))

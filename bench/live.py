@@ -19,6 +19,7 @@ from bench import e2e, env
 from devtools.ports import wait_port
 from devtools.procfile import command as procfile_command
 from devtools.sse_client import SseStream
+from devtools.web_ready import wait_workers_ready
 
 STREAMS = 200
 PARSED = 10
@@ -64,6 +65,7 @@ def run(rate: int = 1000, seconds: int = 30, streams: int = STREAMS) -> LiveResu
                    for i in range(2)]  # fmt: skip
         procs.extend(workers)
         wait_port(port, timeout=20)
+        wait_workers_ready(web)
         for w in workers:
             w.wait_for_output("draining", timeout=60)
         url = f"http://127.0.0.1:{port}/api/stream"

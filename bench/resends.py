@@ -41,6 +41,7 @@ from bench import env
 from devtools.fake_twilio import FakeTwilio, RecordedRequest
 from devtools.ports import free_port, wait_port
 from devtools.procfile import command as procfile_command
+from devtools.web_ready import wait_workers_ready
 
 ACCOUNT = "AC" + "b" * 32
 SENDER = "+15005550001"
@@ -228,9 +229,11 @@ def run(n: int = 2000) -> ResendResult:
         settings = {**SETTINGS, "TWILIO_API_BASE_URL": fake.base_url}
         web_env = env.base_env(database_url, PORT=str(port), **settings)
         worker_env = env.base_env(database_url, LOG_LEVEL="INFO", **settings)
-        procs.append(env.start("resends-web", procfile_command("web"), web_env))
+        web = env.start("resends-web", procfile_command("web"), web_env)
+        procs.append(web)
         procs.append(env.start("resends-worker", procfile_command("worker"), worker_env))
         wait_port(port, timeout=30)
+        wait_workers_ready(web)
         procs[1].wait_for_output("workers.drain: draining ", timeout=60)
 
         # 1. Throughput: a backlog of N retry actions, then the role.

@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import shutil
 import tempfile
+import time
 from typing import Any
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
@@ -32,6 +33,20 @@ def on_starting(server: object) -> None:
     web_settings()
     _fresh_metrics_dir()
 
+
+def pre_fork(server: object, worker: Any) -> None:
+    worker.statuspipe_forked = time.monotonic()
+
+
+def post_worker_init(worker: Any) -> None:
+    """Each worker loads the app after the fork (about 2 s of CPU on a slow host): until every
+    one has said it is ready, the others share the CPU with imports (bench/ingress.py waits
+    for these lines)."""
+    loaded = time.monotonic() - getattr(worker, "statuspipe_forked", time.monotonic())
+    worker.log.info("%s %d (app loaded in %.1f s)", READY, worker.pid, loaded)
+
+
+READY = "statuspipe web worker ready:"
 
 # prometheus_client's multiprocess mode (ingest/metrics/): every worker process writes its
 # counters to files in this directory and GET /metrics, in whichever worker, sums them all. A
