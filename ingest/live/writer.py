@@ -49,6 +49,7 @@ class Subscriber:
     out: bytearray = field(default_factory=bytearray)
     last_queued: float = field(default_factory=time.monotonic)
     blocked_since: float | None = None  # when its unsent output passed HIGH_WATER_BYTES
+    waiting_to_write: bool = False  # registered for EVENT_WRITE: its socket took not all
 
     def queue(self, text: bytes, now: float) -> None:
         if self.chunked:
@@ -180,6 +181,9 @@ class StreamWriter:
         """Queue and send each stream's new changes; True when some stream has more to catch
         up on (another pass is due without waiting for a change)."""
         more = False
+        # Streams at the same position with the same filters (most of them: every stream that
+        # keeps up, unfiltered) get the same bytes: made once per pass, not once per stream.
+        made: dict[tuple[Position, Filters], tuple[Position, bytes, bool]] = {}
         for sub in list(self._subscribers):
             if len(sub.out) >= HIGH_WATER_BYTES:
                 if sub.blocked_since is None:
@@ -192,20 +196,32 @@ class StreamWriter:
                 more = True
                 continue
             sub.blocked_since = None
-            items = self._hub.after(sub.position)
-            if items is None:  # behind what the hub keeps: catch up from Redis
-                items = feed.read_after(self._reader, self._hub.key, sub.position, CATCH_UP_CHUNK)
-                if not items:
-                    sub.position = self._hub.latest()
-                more = True
-            if items:
-                sub.position = items[-1].position
-                match = sub.filters.match
-                text = b"".join([i.sse for i in items if sub.filters.none or match(i.change)])
-                if text:
-                    sub.queue(text, now)
-            self._send(sub)
+            key = (sub.position, sub.filters)
+            if key not in made:
+                made[key] = self._next(sub.position, sub.filters)
+            sub.position, text, behind = made[key]
+            more = more or behind
+            if text:
+                sub.queue(text, now)
+                self._send(sub)
         return more
+
+    def _next(self, position: Position, filters: Filters) -> tuple[Position, bytes, bool]:
+        """The position after the changes there are for a stream at `position`, the bytes it
+        is sent, and whether it is behind what the hub keeps (still catching up)."""
+        items = self._hub.after(position)
+        behind = items is None
+        if items is None:
+            items = feed.read_after(self._reader, self._hub.key, position, CATCH_UP_CHUNK)
+            if not items:
+                return self._hub.latest(), b"", True
+        if not items:
+            return position, b"", behind
+        if filters.none:
+            text = b"".join([i.sse for i in items])
+        else:
+            text = b"".join([i.sse for i in items if filters.match(i.change)])
+        return items[-1].position, text, behind
 
     def _heartbeats(self, now: float) -> None:
         for sub in list(self._subscribers):
@@ -225,9 +241,12 @@ class StreamWriter:
         except OSError:
             self._drop(sub)
             return
-        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if sub.out else 0)
-        assert self._selector is not None
-        self._selector.modify(sub.sock, events, sub)
+        waiting = bool(sub.out)
+        if waiting != sub.waiting_to_write:  # epoll is told only when that changes
+            sub.waiting_to_write = waiting
+            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if waiting else 0)
+            assert self._selector is not None
+            self._selector.modify(sub.sock, events, sub)
 
     def _on_readable(self, sub: Subscriber) -> None:
         """A stream's client sends nothing after its request: readable means closed (or reset)."""
