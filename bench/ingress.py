@@ -107,12 +107,26 @@ def _combine(rounds: list[IngressResult]) -> IngressResult:
     )
 
 
-def run(seconds: int = 15, rounds: int = ROUNDS, shared_key: bool = True) -> list[IngressResult]:
+@dataclass
+class IngressRun:
+    bare: IngressResult
+    ours: IngressResult
+    shared_key: IngressResult | None  # callbacks signed with a shared key, HMAC-SHA256
+    no_ledger: IngressResult | None  # the ingress with its ledger off (bench/no_ledger_app.py)
+
+    def ratio(self, result: IngressResult) -> float:
+        return result.requests_per_second / self.bare.requests_per_second
+
+
+def run(
+    seconds: int = 15, rounds: int = ROUNDS, shared_key: bool = True, no_ledger: bool = True
+) -> IngressRun:
     """Bare app and statuspipe alternate, `rounds` times each: the machine's load drifts over a
     run, and a single pair put that drift into the ratio (0.71x to 1.06x between runs).
 
     With `shared_key`, each round also runs statuspipe on callbacks signed with a shared key and
-    HMAC-SHA256 (a third result), against the same bare runs."""
+    HMAC-SHA256; with `no_ledger`, statuspipe with its ledger off: each against the same bare
+    runs."""
     database_url = env.fresh_database()
     client = env.fresh_redis()
     requests_file = write_requests()
@@ -120,6 +134,7 @@ def run(seconds: int = 15, rounds: int = ROUNDS, shared_key: bool = True) -> lis
     bare_runs: list[IngressResult] = []
     our_runs: list[IngressResult] = []
     sha256_runs: list[IngressResult] = []
+    no_ledger_runs: list[IngressResult] = []
     for _ in range(rounds):
         if shared_key:
             sha256_runs.append(
@@ -135,18 +150,29 @@ def run(seconds: int = 15, rounds: int = ROUNDS, shared_key: bool = True) -> lis
             measure("statuspipe ingress (signature on, XADD)", "ingest.wsgi:app", seconds,
                     requests_file, database_url)
         )  # fmt: skip
-    bare, ours = _combine(bare_runs), _combine(our_runs)
-    sha256 = _combine(sha256_runs) if sha256_runs else None
+        if no_ledger:
+            no_ledger_runs.append(
+                measure("statuspipe ingress, ledger off (for its cost)", "bench.no_ledger_app:app",
+                        seconds, requests_file, database_url)
+            )  # fmt: skip
+    result = IngressRun(
+        _combine(bare_runs),
+        _combine(our_runs),
+        _combine(sha256_runs) if sha256_runs else None,
+        _combine(no_ledger_runs) if no_ledger_runs else None,
+    )
     accepted = client.xlen(load_stream_key())
     client.delete(load_stream_key())
-    refused = ours.non2xx + (sha256.non2xx if sha256 else 0)
+    refused = sum(r.non2xx for r in (result.ours, result.shared_key, result.no_ledger) if r)
     if accepted == 0 or refused:
         raise RuntimeError(f"ingress answered {refused} non-2xx; stream holds {accepted}")
     for i, (b, o) in enumerate(zip(bare_runs, our_runs, strict=True)):
         extra = f", shared key {sha256_runs[i].requests_per_second:,.0f}/s" if sha256_runs else ""
+        if no_ledger_runs:
+            extra += f", ledger off {no_ledger_runs[i].requests_per_second:,.0f}/s"
         print(f"    round: bare {b.requests_per_second:,.0f}/s, statuspipe"
               f" {o.requests_per_second:,.0f}/s{extra}", flush=True)  # fmt: skip
-    return [bare, ours, sha256] if sha256 else [bare, ours]
+    return result
 
 
 def load_stream_key() -> str:
@@ -156,5 +182,4 @@ def load_stream_key() -> str:
 
 
 if __name__ == "__main__":
-    for r in run(10):
-        print(r)
+    print(run(10))
