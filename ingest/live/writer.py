@@ -48,7 +48,7 @@ class Subscriber:
     chunked: bool  # HTTP/1.1: each write is one chunk; HTTP/1.0: the body ends at close
     out: bytearray = field(default_factory=bytearray)
     last_queued: float = field(default_factory=time.monotonic)
-    blocked_since: float | None = None  # when its unsent output passed HIGH_WATER_BYTES
+    blocked_since: float | None = None  # when its unsent output last passed HIGH_WATER_BYTES
     waiting_to_write: bool = False  # registered for EVENT_WRITE: its socket took not all
 
     def queue(self, text: bytes, now: float) -> None:
@@ -96,6 +96,7 @@ class StreamWriter:
         self._thread: threading.Thread | None = None
         self._selector: selectors.BaseSelector | None = None
         self._wake_send: socket.socket | None = None
+        self._closing = False
 
     @property
     def hub(self) -> Hub:
@@ -110,9 +111,22 @@ class StreamWriter:
         """Take over `sock`, whose response headers (and first bytes) are sent already."""
         sock.setblocking(False)
         with self._lock:
+            if self._closing:
+                sock.close()
+                self._hub.leave()
+                return
             self._start()
             self._arrivals.append(Subscriber(sock, position, filters, chunked))
         self.wake()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Close every stream and stop the thread (its clients reconnect elsewhere)."""
+        with self._lock:
+            self._closing = True
+            thread = self._thread
+        self.wake()
+        if thread is not None:
+            thread.join(timeout)
 
     def wake(self) -> None:
         wake = self._wake_send
@@ -141,33 +155,50 @@ class StreamWriter:
     def _run(self, selector: selectors.BaseSelector, wake_recv: socket.socket) -> None:
         last_pass = 0.0
         due = True  # changes or arrivals not looked at yet
-        while True:
-            now = time.monotonic()
-            if due:
-                timeout = max(0.0, last_pass + FLUSH_SECONDS - now)
-            else:
-                timeout = self._until_heartbeat(now)
-            for key, mask in selector.select(timeout):
-                sock = key.fileobj
-                if sock is wake_recv:
-                    with contextlib.suppress(BlockingIOError):
-                        wake_recv.recv(4096)
-                    due = True
-                elif mask & selectors.EVENT_READ:
-                    self._on_readable(key.data)
-                elif mask & selectors.EVENT_WRITE:
-                    self._send(key.data)
-            now = time.monotonic()
-            if self._take_arrivals(selector):
-                due, last_pass = True, 0.0  # a new stream starts at once
-            if due and now - last_pass >= FLUSH_SECONDS:
-                last_pass = now
-                try:
-                    due = self._pass(now)
-                except Exception:  # the one writer: it must not die
-                    log.exception("stream writer pass failed; retrying")
-                    due = True
-            self._heartbeats(now)
+        try:
+            while not self._closing:
+                last_pass, due = self._turn(selector, wake_recv, last_pass, due)
+        finally:
+            self._take_arrivals(selector)
+            for sub in list(self._subscribers):
+                self._drop(sub)
+            selector.close()
+            wake_recv.close()
+            if self._wake_send is not None:
+                self._wake_send.close()
+
+    def _turn(
+        self,
+        selector: selectors.BaseSelector,
+        wake_recv: socket.socket,
+        last_pass: float,
+        due: bool,
+    ) -> tuple[float, bool]:
+        """Wait for something to do, and do it."""
+        now = time.monotonic()
+        timeout = max(0.0, last_pass + FLUSH_SECONDS - now) if due else self._until_heartbeat(now)
+        for key, mask in selector.select(timeout):
+            sock = key.fileobj
+            if sock is wake_recv:
+                with contextlib.suppress(BlockingIOError):
+                    wake_recv.recv(4096)
+                due = True
+            elif mask & selectors.EVENT_READ:
+                self._on_readable(key.data)
+            elif mask & selectors.EVENT_WRITE:
+                self._send(key.data)
+        now = time.monotonic()
+        if self._take_arrivals(selector):
+            due, last_pass = True, 0.0  # a new stream starts at once
+        if due and now - last_pass >= FLUSH_SECONDS:
+            last_pass = now
+            try:
+                due = self._pass(now)
+            except Exception:  # the one writer: it must not die
+                log.exception("stream writer pass failed; retrying")
+                due = True
+        self._heartbeats(now)
+        return last_pass, due
 
     def _take_arrivals(self, selector: selectors.BaseSelector) -> bool:
         with self._lock:
@@ -185,17 +216,15 @@ class StreamWriter:
         # keeps up, unfiltered) get the same bytes: made once per pass, not once per stream.
         made: dict[tuple[Position, Filters], tuple[Position, bytes, bool]] = {}
         for sub in list(self._subscribers):
-            if len(sub.out) >= HIGH_WATER_BYTES:
-                if sub.blocked_since is None:
-                    sub.blocked_since = now
-                elif now - sub.blocked_since > SLOW_CLIENT_SECONDS:
+            if len(sub.out) >= HIGH_WATER_BYTES:  # still: it takes nothing new
+                assert sub.blocked_since is not None
+                if now - sub.blocked_since > SLOW_CLIENT_SECONDS:
                     idle = now - sub.blocked_since
-                    log.info("stream closed: its client read nothing for %.0f s", idle)
+                    log.info("stream closed: its client read too little for %.0f s", idle)
                     self._drop(sub)
-                    continue
-                more = True
+                else:
+                    more = True  # passes go on until it catches up or is let go
                 continue
-            sub.blocked_since = None
             key = (sub.position, sub.filters)
             if key not in made:
                 made[key] = self._next(sub.position, sub.filters)
@@ -204,6 +233,9 @@ class StreamWriter:
             if text:
                 sub.queue(text, now)
                 self._send(sub)
+                if len(sub.out) >= HIGH_WATER_BYTES:
+                    sub.blocked_since = now
+                    more = True
         return more
 
     def _next(self, position: Position, filters: Filters) -> tuple[Position, bytes, bool]:

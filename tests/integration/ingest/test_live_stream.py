@@ -141,6 +141,34 @@ def test_stream_auth_is_refused_without_a_valid_token(live):
     sse.close()
 
 
+def test_an_open_stream_holds_no_worker_and_a_closed_one_frees_its_place(
+    spawn, pg_url, redis_base_url, db, redis_client
+):
+    # One sync worker process, room for one stream: the stream must not hold the worker.
+    env = make_env(pg_url, redis_base_url, BATCH_LINGER_MS="50", WEB_CONCURRENCY="1",
+                   STREAM_MAX_PER_PROCESS="1")  # fmt: skip
+    _, base = start_web(spawn, env)
+    start_worker(spawn, env)
+    with requests.get(base + "/api/stream", headers=BEARER, stream=True, timeout=WAIT) as resp:
+        assert resp.status_code == 200
+        assert resp.headers["Transfer-Encoding"] == "chunked"  # HTTP/1.1, as browsers ask
+        full = requests.get(base + "/api/stream", headers=BEARER, timeout=WAIT)
+        assert full.status_code == 503
+        assert full.json()["error"]["code"] == "too_many_streams"
+        sid = new_sid()
+        assert post_callback(base, sid, "delivered") == 200
+        for line in resp.iter_lines():  # requests undoes the chunking
+            if line.startswith(b"data: ") and sid.encode() in line:
+                break
+    deadline = time.monotonic() + WAIT
+    while True:
+        with requests.get(base + "/api/stream", headers=BEARER, stream=True, timeout=WAIT) as again:
+            if again.status_code == 200:
+                break
+        assert time.monotonic() < deadline, "the closed stream's place never came back"
+        time.sleep(0.1)
+
+
 def test_200_open_streams_do_not_keep_callbacks_from_their_200(
     spawn, pg_url, redis_base_url, db, redis_client
 ):
