@@ -473,11 +473,12 @@ class Settings:
         },
     )
     stream_max_per_process: int = field(
-        default=100,
+        default=500,
         metadata={
             "env": "STREAM_MAX_PER_PROCESS",
-            "doc": "Open /api/stream connections one web process holds, each on a thread of its"
-            " own on top of GUNICORN_THREADS; past it a new stream is answered 503.",
+            "doc": "Open /api/stream connections one web process holds (a socket each, written"
+            " by one thread per process; mind the open-files limit); past it a new stream is"
+            " answered 503.",
         },
     )
     metrics_token: str = field(
