@@ -96,14 +96,14 @@ def main(total: int) -> None:
     for owner, name in [(loop, "parse_entries"), (batch, "collapse"),
                         (drain.Drainer, "_read"),
                         (drain.Drainer, "_ack"), (drain.Drainer, "_store"),
-                        (drain.Drainer, "_publish")]:  # fmt: skip
+                        (drain.Drainer, "_ack_and_publish")]:  # fmt: skip
         _cpu_timed(owner, name)
     client = drain.redis_client(settings)
     # As a worker runs it: each batch's status changes go to the change feed after its commit.
     publisher = ChangePublisher(settings, client)
     drainer = drain.Drainer(
         settings, client, make_sessionmaker(engine), name="profile",
-        publish_changes=publisher.publish,
+        publish_changes=publisher.queue,
     )  # fmt: skip
     del data
     gc.freeze()

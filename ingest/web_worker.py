@@ -7,6 +7,11 @@ one sends the stream's headers and first bytes, then gives the connection to the
 stream writer (ingest/live/writer.py, one thread for all the process's streams) and goes back to
 accepting requests. Every other request takes gunicorn's own path unchanged.
 
+It also closes each answered connection after a short linger (LINGER_SECONDS) rather than
+gunicorn's 2 s: the sync worker waits for the client's FIN before it takes the next connection,
+and a client that keeps its socket open after a `Connection: close` answer (an HTTP library
+that pools connections it no longer uses) held the process for 2 s per request.
+
 Usage: gunicorn -k ingest.web_worker.Worker (the default in ingest/gunicorn_conf.py)
 """
 
@@ -16,18 +21,25 @@ import socket
 from datetime import datetime
 from typing import Any
 
+from gunicorn import util
 from gunicorn.http import wsgi
 from gunicorn.workers.sync import SyncWorker
 
 from ingest.stream_handoff import HANDOFF, SERVES_STREAMS, Handoff
 
 STREAM_PATH = "/api/stream"
+# Long enough for a client that reads its answer to close (its FIN crosses a LAN or a proxy
+# hop in milliseconds), so that unread request bytes never make the close a reset that cuts
+# the answer short; short enough that one that does not close costs the process little.
+LINGER_SECONDS = 0.1
 
 
 class Worker(SyncWorker):
     def handle_request(self, listener: Any, req: Any, client: socket.socket, addr: Any) -> None:
         if req.path != STREAM_PATH or self.cfg.is_ssl:
             super().handle_request(listener, req, client, addr)
+            # Answered: close now, with our linger (gunicorn's own close then finds it closed).
+            util.close_graceful(client, timeout=LINGER_SECONDS)
         else:
             self._handle_stream(listener, req, client, addr)
 

@@ -15,6 +15,7 @@ from devtools.database import create_database, drop_database, truncate_all
 from devtools.processes import Proc
 from devtools.procfile import BIN, ROOT
 from devtools.procfile import command as procfile_command
+from devtools.web_ready import wait_workers_ready
 from shared.config import Settings, load_settings
 from shared.db import make_engine
 from shared.migrate import upgrade
@@ -135,7 +136,10 @@ def start_web(
     proc = spawn("gunicorn", procfile_command("web"), env)
     try:
         services.wait_port(port, timeout=20)
-    except TimeoutError:
+        # The port opens before the workers have loaded the app: a test's first requests
+        # would otherwise wait for (and race with) the imports.
+        wait_workers_ready(proc, timeout=60)
+    except (TimeoutError, RuntimeError):
         raise AssertionError(f"gunicorn did not start:\n{proc.output()}") from None
     return proc, f"http://127.0.0.1:{port}"
 

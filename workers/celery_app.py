@@ -50,7 +50,7 @@ class StreamDrainStep(bootsteps.StartStopStep):
             sessions,
             plan_actions=ActionPlanner(error_code_map(settings)) if acting else None,
             dispatch_actions=(lambda ids: dispatch_actions(app, ids)) if acting else None,
-            publish_changes=ChangePublisher(settings, client).publish,
+            publish_changes=ChangePublisher(settings, client).queue,
         )
         # Everything loaded so far lives as long as the process: keep the cyclic collector from
         # walking it again on every full collection. A batch allocates tens of thousands of

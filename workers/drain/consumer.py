@@ -9,8 +9,11 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import redis
+from redis.client import Pipeline
 
 from shared import worker_counters
 from shared.config import Settings
@@ -90,16 +93,26 @@ class StreamConsumer:
             if cursor == "0-0" or len(claimed) >= self.settings.batch_size:
                 return claimed
 
-    def _ack(self, ids: list[bytes]) -> None:
+    def _ack(self, ids: list[bytes], also: Callable[[Pipeline], None] | None = None) -> list[Any]:
+        """Acknowledge and delete `ids`, in one Redis transaction (MULTI/EXEC) with what `also`
+        queues (the batch's change feed entry): all of it happens, or, when the connection
+        fails, none. Returns the replies of what `also` queued (an error as an exception)."""
         # What the batch adds to the workers' counters (shared/worker_counters.py) travels in the
         # same round trip, so a batch is counted when, and only when, it is acknowledged; taken
         # first, so that an ack that fails (the batch is read again) does not count it either.
         counts, self.counts_with_ack = self.counts_with_ack, {}
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = self.redis.pipeline(transaction=True)
+        if also is not None:
+            also(pipe)
+        queued = len(pipe)
         pipe.xack(self.settings.stream_key, self.settings.consumer_group, *ids)
         pipe.xdel(self.settings.stream_key, *ids)
         worker_counters.add(pipe, self.settings.stream_key, counts)
-        pipe.execute()
+        replies = pipe.execute(raise_on_error=False)
+        for reply in replies[queued:]:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies[:queued]
 
     def _backlog(self) -> str:
         """What still waits in the stream, as text for the progress line."""

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import redis
+from redis.client import Pipeline
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -51,7 +52,7 @@ class Drainer(StreamConsumer):
         name: str | None = None,
         plan_actions: PlanActions | None = None,
         dispatch_actions: Callable[[Sequence[int]], None] | None = None,
-        publish_changes: Callable[[list[EventRow]], None] | None = None,
+        publish_changes: Callable[[Pipeline, list[EventRow]], None] | None = None,
     ) -> None:
         super().__init__(settings, client, name)
         self.sessions = sessions
@@ -61,7 +62,8 @@ class Drainer(StreamConsumer):
         self.dispatch_actions = dispatch_actions
         self._undispatched: list[int] = []
         self._next_dispatch = 0.0
-        # The change feed (workers/changes.py): a batch's new audit rows, after its commit.
+        # The change feed (workers/changes.py): a batch's new audit rows, after its commit, in
+        # the Redis transaction of its XACK.
         self.publish_changes = publish_changes
         self.stats = Stats()
         self._next_claim = 0.0
@@ -123,11 +125,9 @@ class Drainer(StreamConsumer):
             if self.stop.wait(backoff):
                 raise _Stopped("stopped while the database was unavailable")
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-        if result.changes and self.publish_changes is not None:
-            self._publish(result.changes)
         # Entries without spans are the ones taken over from a silent worker (see step()).
         self.counts_with_ack = counts(result, claimed=len(entries) if spans is None else 0)
-        self._ack([e[0] for e in entries])
+        self._ack_and_publish([e[0] for e in entries], result.changes)
         if result.action_ids and self.dispatch_actions is not None:
             self._dispatch(result.action_ids)
         self.stats.batches += 1
@@ -136,15 +136,19 @@ class Drainer(StreamConsumer):
         self.stats.dead += result.dead
         return result
 
-    def _publish(self, changes: list[EventRow]) -> None:
-        # After the commit, before the XACK: a worker that dies after publishing leaves entries
-        # whose receipts say "already stored", so the takeover publishes nothing twice. One that
-        # dies between commit and publish loses those events (the database has the changes).
-        try:
-            assert self.publish_changes is not None
-            self.publish_changes(changes)
-        except Exception as exc:  # noqa: BLE001 - the database has them; never block the drain
-            log.warning("could not publish %d status changes (%s)", len(changes), exc)
+    def _ack_and_publish(self, ids: list[bytes], changes: list[EventRow]) -> None:
+        """The batch's changes go to the feed in the Redis transaction of its XACK: a batch is
+        published if and only if it is acknowledged. A worker that dies (or loses Redis) after
+        its commit leaves its entries pending; when they are taken over, their receipts say
+        "stored" and the store returns the changes they created (workers/store/unpublished.py),
+        published then. Nothing is lost, nothing published twice."""
+        publish = self.publish_changes
+        if not changes or publish is None:
+            self._ack(ids)
+            return
+        (reply,) = self._ack(ids, lambda pipe: publish(pipe, changes))
+        if isinstance(reply, Exception):  # the script failed; the XACK went through
+            log.error("could not publish %d status changes (%s)", len(changes), reply)
 
     def _dispatch(self, action_ids: list[int], flush: bool = False) -> None:
         """Hand committed actions to the actions queue, at most every DISPATCH_EVERY_SECONDS:

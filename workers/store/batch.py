@@ -3,7 +3,8 @@
 The steps, all in the caller's transaction:
 1. record receipts in `callback_receipts`, one span of stream ids per contiguous read; entries
    inside an earlier span were stored by an earlier delivery (a worker died between commit and
-   XACK) and are dropped (workers/store/receipts.py);
+   XACK) and are dropped (workers/store/receipts.py), except for the changes they created,
+   which that delivery never published (workers/store/unpublished.py);
 2. upsert `messages` with the rank guard inside the statement, so no interleaving of workers
    can move a status backwards; a final status other than the first one kept flags the message
    for reconciliation (`needs_reconcile`);
@@ -35,6 +36,7 @@ from workers.store import postgres as pg
 from workers.store.collapse import collapse
 from workers.store.receipts import RecordSpans, fresh
 from workers.store.rows import EventRow, MessageRow
+from workers.store.unpublished import unpublished_changes
 
 log = logging.getLogger(__name__)
 
@@ -101,11 +103,15 @@ def store_batch(
     new = fresh(session, sql.record_spans, callbacks, spans)
     result.stored = len(new)
     result.redelivered = len(callbacks) - len(new)
+    if result.redelivered:
+        kept = {id(cb) for cb in new}
+        redelivered = [cb for cb in callbacks if id(cb) not in kept]
+        result.changes = unpublished_changes(session, redelivered)
     if new:
         event_rows, message_rows = collapse(new)
         result.conflicts = sql.upsert_messages(session, message_rows)
         already = sql.upsert_events(session, event_rows)
-        result.changes = (
+        result.changes += (
             [r for r in event_rows if (r.first.message_sid, r.first.status) not in already]
             if already
             else event_rows

@@ -50,7 +50,7 @@ def make_drainer(settings, redis_client, db):
     def _make(plan_actions=None):
         return Drainer(
             settings, redis_client, make_sessionmaker(db), name="t", plan_actions=plan_actions,
-            publish_changes=ChangePublisher(settings, redis_client).publish,
+            publish_changes=ChangePublisher(settings, redis_client).queue,
         )  # fmt: skip
 
     return _make
@@ -76,6 +76,41 @@ def test_a_rolled_back_batch_publishes_nothing(settings, redis_client, db, make_
     ok = make_drainer()
     ok.process(entries)
     assert sorted(published(settings, redis_client)) == sorted((sid, "sent") for sid in sids)
+
+
+def test_a_worker_that_dies_after_its_commit_loses_no_change_and_repeats_none(
+    settings, redis_client, db, make_drainer
+):
+    earlier, later = new_sid(), new_sid()
+    drainer = make_drainer()
+    enqueue(settings, redis_client, earlier, "sent")
+    drainer.process(*read_new(drainer))  # stored and published
+    # A retry of that pair (a later stamp) and a new pair, in a batch whose worker dies after
+    # its commit: its XACK and its publish never happen (they are one Redis transaction).
+    enqueue(settings, redis_client, earlier, "sent")
+    enqueue(settings, redis_client, later, "sent")
+    enqueue(settings, redis_client, later, "delivered")
+    crashed = make_drainer()
+
+    def killed(ids, also=None):
+        raise SystemExit("killed between commit and XACK")
+
+    crashed._ack = killed
+    entries, spans = read_new(crashed)
+    with pytest.raises(SystemExit):
+        crashed.process(entries, spans)
+    with Session(db) as session:
+        assert session.scalar(select(func.count()).select_from(MessageEvent)) == 3
+    assert published(settings, redis_client) == [(earlier, "sent")]
+
+    # Taken over (no spans, as XAUTOCLAIM hands them): the receipts say "stored", and the
+    # changes that batch created are published now, the retry's pair not again.
+    result = make_drainer().process(entries)
+    assert result.redelivered == 3
+    assert published(settings, redis_client) == [
+        (earlier, "sent"), (later, "sent"), (later, "delivered")
+    ]  # fmt: skip
+    assert redis_client.xpending(settings.stream_key, settings.consumer_group)["pending"] == 0
 
 
 def test_only_pairs_stored_for_the_first_time_are_published(
