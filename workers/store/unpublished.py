@@ -2,7 +2,7 @@
 
 The drain publishes a batch's changes in the same Redis transaction (MULTI/EXEC) as its XACK
 (workers/drain/loop.py): an entry still pending was therefore never published, whether its
-worker died before its commit, between commit and publish, or lost Redis then. When such an
+worker died after its commit or lost Redis before its XACK. When such an
 entry comes back and its receipt says it is stored already, the audit row it created is
 still unpublished. Which row it created: the one of its (MessageSid, MessageStatus) whose
 receive time is the entry's own (the ingress stamps each entry; a later duplicate of the
