@@ -20,6 +20,7 @@ from shared.config import Settings, load_settings
 from shared.db import make_engine
 from shared.migrate import upgrade
 from tests import services
+from tests.log_leaks import leaks, secrets_of
 from tests.twilio_fixtures import AUTH_TOKEN
 
 # Imported from here by test modules: the Procfile's commands as the tests run them.
@@ -115,16 +116,21 @@ def settings(pg_url: str, redis_base_url: str) -> Settings:
 
 @pytest.fixture
 def spawn(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
-    procs: list[Proc] = []
+    """Starts a process for the test; stops it after, and fails the test if any line the
+    process logged holds one of its secrets or a full phone number (tests/log_leaks.py)."""
+    procs: list[tuple[Proc, set[str]]] = []
 
     def _spawn(name: str, cmd: list[str], env: dict[str, str]) -> Proc:
         proc = Proc(name, cmd, env, tmp_path)
-        procs.append(proc)
+        procs.append((proc, secrets_of(env)))
         return proc
 
     yield _spawn
-    for proc in procs:
+    found = []
+    for proc, secrets in procs:
         proc.stop()
+        found += [f"{proc.name} ({proc.log_path}) {leak}" for leak in leaks(proc.output(), secrets)]
+    assert found == [], "log lines that leak (see the files):\n" + "\n".join(found)
 
 
 def start_web(
