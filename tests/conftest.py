@@ -138,7 +138,7 @@ def start_web(
 ) -> tuple[Proc, str]:
     """`port`: one chosen beforehand, when PUBLIC_URL must name the ingress's own address."""
     port = port or services.free_port()
-    env = {**env, "PORT": str(port), "WEB_CONCURRENCY": "2"}
+    env = {"WEB_CONCURRENCY": "2", **env, "PORT": str(port)}  # two processes unless told
     proc = spawn("gunicorn", procfile_command("web"), env)
     try:
         services.wait_port(port, timeout=20)

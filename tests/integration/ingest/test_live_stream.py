@@ -152,9 +152,9 @@ def test_an_open_stream_holds_no_worker_and_a_closed_one_frees_its_place(
     with requests.get(base + "/api/stream", headers=BEARER, stream=True, timeout=WAIT) as resp:
         assert resp.status_code == 200
         assert resp.headers["Transfer-Encoding"] == "chunked"  # HTTP/1.1, as browsers ask
-        full = requests.get(base + "/api/stream", headers=BEARER, timeout=WAIT)
-        assert full.status_code == 503
-        assert full.json()["error"]["code"] == "too_many_streams"
+        with requests.get(base + "/api/stream", headers=BEARER, stream=True, timeout=WAIT) as full:
+            assert full.status_code == 503  # (a 200 would be a second stream: not read)
+            assert full.json()["error"]["code"] == "too_many_streams"
         sid = new_sid()
         assert post_callback(base, sid, "delivered") == 200
         for line in resp.iter_lines():  # requests undoes the chunking
