@@ -19,7 +19,17 @@ from pathlib import Path
 import redis
 from sqlalchemy import create_engine, text
 
-from bench import data, drain, drain_actions, e2e, env, ingress, metrics_cost, resends
+from bench import (
+    data,
+    drain,
+    drain_actions,
+    e2e,
+    env,
+    ingress,
+    ledger_cost,
+    metrics_cost,
+    resends,
+)
 
 DOC = env.ROOT / "docs" / "benchmarks.md"
 
@@ -260,15 +270,16 @@ def main(argv: list[str] | None = None) -> int:
         f" the app; the apps alternate, {ingress.ROUNDS} rounds each, and the table shows the"
         " means.",
         "",
-        "| app | requests/s | p50 ms | p99 ms | non-2xx | peak RSS (MiB, all processes) |",
-        "|---|---|---|---|---|---|",
+        "| app | requests/s | p50 ms | p99 ms | non-2xx | peak RSS (MiB, all processes) |"
+        " machine CPU µs per request |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in (bare, ours, ingress_run.shared_key, ingress_run.no_ledger):
         if r is None:
             continue
         lines.append(
             f"| {r.name} | {r.requests_per_second:,.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} |"
-            f" {r.non2xx} | {r.peak_rss_mib:.0f} |"
+            f" {r.non2xx} | {r.peak_rss_mib:.0f} | {r.machine_cpu_us:,.0f} |"
         )
     lines += ["", f"Ratio: **{ratio:.2f}×** the bare Flask app.", ""]
     checks.append(("ingress ≥ 0.75× bare Flask", f"{ratio:.2f}×", ratio >= 0.75))
@@ -278,10 +289,21 @@ def main(argv: list[str] | None = None) -> int:
         checks.append(("ingress, shared key HMAC-SHA256, ≥ 0.75× bare Flask",
                        f"{sha_ratio:.2f}×", sha_ratio >= 0.75))  # fmt: skip
     if ingress_run.no_ledger:
+        # Two throughput rounds differ by up to 15% on a busy host, more than the ledger's
+        # effect: the check uses the ledger's own CPU (bench/ledger_cost.py) against the
+        # machine's CPU per request, which is what the ratio loses on a saturated machine.
         off = ingress_run.ratio(ingress_run.no_ledger)
-        drop = off - ratio
-        lines[-2] += f" With the ledger off: {off:.2f}×, so the ledger costs the ratio {drop:+.2f}."
-        checks.append(("ledger costs the ingress ratio ≤ 0.03", f"{drop:+.2f}", drop <= 0.03))
+        client_us, redis_us = ledger_cost.extra_cpu_us()
+        drop = ratio * (client_us + redis_us) / ours.machine_cpu_us
+        lines[-2] += (
+            f" With the ledger off: {off:.2f}× in these rounds ({off - ratio:+.2f}). The ledger's"
+            f" own CPU per callback (bench/ledger_cost.py, alternating, minimums): {client_us:.1f}"
+            f" µs in the ingress + {redis_us:.1f} µs in Redis, of {ours.machine_cpu_us:,.0f} µs"
+            f" of machine CPU per request: {drop:.3f} of the ratio."
+        )
+        checks.append(("ledger costs the ingress ratio ≤ 0.03",
+                       f"{drop:.3f} (from its CPU; throughput rounds: {off - ratio:+.2f})",
+                       drop <= 0.03))  # fmt: skip
     checks.append(
         ("ingress p99 ≤ 15 ms at 16 connections", f"{ours.p99_ms:.1f} ms", ours.p99_ms <= 15)
     )

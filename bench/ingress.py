@@ -4,9 +4,11 @@ Flask app that only answers 200, under the same gunicorn settings and the same w
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from twilio.request_validator import RequestValidator
 
@@ -28,6 +30,7 @@ class IngressResult:
     non2xx: int
     socket_errors: int
     peak_rss_mib: float
+    machine_cpu_us: float  # the whole machine's busy CPU per answered request (wrk included)
 
 
 # The shared-key run (issue 13): Twilio signs with a Webhook Setting's key and HMAC-SHA256.
@@ -77,7 +80,9 @@ def measure(
         wait_port(port, timeout=20)
         wait_workers_ready(web)
         _wrk(port, 2, requests_file)  # warm up: imports, connections
+        busy_before = _busy_seconds()
         result = _wrk(port, seconds, requests_file)
+        busy = _busy_seconds() - busy_before
         peak = sum(env.rss_kib(pid, "VmHWM") for pid in env.tree_pids(web.proc.pid))
     return IngressResult(
         name,
@@ -87,7 +92,16 @@ def measure(
         result["non2xx"],
         result["socket_errors"],
         peak / 1024,
+        busy / max(result["requests"], 1) * 1e6,
     )
+
+
+def _busy_seconds() -> float:
+    """CPU seconds the machine spent on anything but idling, all cores (/proc/stat)."""
+    user, nice, system, _idle, _iowait, irq, softirq = (
+        int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]
+    )
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 ROUNDS = 2
@@ -104,6 +118,7 @@ def _combine(rounds: list[IngressResult]) -> IngressResult:
         sum(r.non2xx for r in rounds),
         sum(r.socket_errors for r in rounds),
         max(r.peak_rss_mib for r in rounds),
+        sum(r.machine_cpu_us for r in rounds) / n,
     )
 
 
