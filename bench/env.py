@@ -113,12 +113,23 @@ def pids_named(comm: str) -> list[int]:
     return pids
 
 
+def _cpu_line() -> list[int]:
+    """The machine's CPU ticks so far (/proc/stat): user nice system idle iowait irq softirq
+    steal; guest time is already counted in user."""
+    return [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+
+
 def machine_ticks() -> tuple[int, int]:
     """(all, stolen) CPU ticks of the machine so far: steal is time the hypervisor gave this
     virtual machine's CPUs to someone else, which no process here can see in its own CPU."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    # user nice system idle iowait irq softirq steal; guest time is already counted in user.
-    return sum(values[:8]), values[7]
+    values = _cpu_line()
+    return sum(values), values[7]
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the machine spent on anything but idling, all cores."""
+    user, nice, system, _idle, _iowait, irq, softirq, _steal = _cpu_line()
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 CpuGroups = dict[str, Callable[[], list[int]]]

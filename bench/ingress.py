@@ -4,11 +4,9 @@ Flask app that only answers 200, under the same gunicorn settings and the same w
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from twilio.request_validator import RequestValidator
 
@@ -80,9 +78,9 @@ def measure(
         wait_port(port, timeout=20)
         wait_workers_ready(web)
         _wrk(port, 2, requests_file)  # warm up: imports, connections
-        busy_before = _busy_seconds()
+        busy_before = env.machine_busy_seconds()
         result = _wrk(port, seconds, requests_file)
-        busy = _busy_seconds() - busy_before
+        busy = env.machine_busy_seconds() - busy_before
         peak = sum(env.rss_kib(pid, "VmHWM") for pid in env.tree_pids(web.proc.pid))
     return IngressResult(
         name,
@@ -94,14 +92,6 @@ def measure(
         peak / 1024,
         busy / max(result["requests"], 1) * 1e6,
     )
-
-
-def _busy_seconds() -> float:
-    """CPU seconds the machine spent on anything but idling, all cores (/proc/stat)."""
-    user, nice, system, _idle, _iowait, irq, softirq = (
-        int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]
-    )
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 ROUNDS = 2

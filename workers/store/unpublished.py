@@ -16,25 +16,18 @@ published a second time.)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from shared.callback import Callback
 from shared.models import MessageEvent
+from shared.timefmt import epoch_micros
 from workers.store.rows import EventRow
 
 CHUNK = 500  # pairs per query
 # PostgreSQL keeps microseconds, the entry's stamp a float: equal within one microsecond.
 SAME_MICROS = 1
-
-
-def _micros(at: datetime | float) -> int:
-    if isinstance(at, datetime):
-        delta = at.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    return round(at * 1_000_000)
 
 
 def unpublished_changes(session: Session, redelivered: Sequence[Callback]) -> list[EventRow]:
@@ -52,9 +45,9 @@ def unpublished_changes(session: Session, redelivered: Sequence[Callback]) -> li
             )
         )
         for sid, status, received_at in stored:
-            at = _micros(received_at)
+            at = epoch_micros(received_at)
             for cb in by_pair[(sid, status)]:
-                if abs(_micros(cb.received_at) - at) <= SAME_MICROS:
+                if abs(round(cb.received_at * 1_000_000) - at) <= SAME_MICROS:
                     changes.append(EventRow(cb, 0))
                     break
     return changes

@@ -13,7 +13,7 @@ import bisect
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -24,9 +24,8 @@ from shared import ledger, stream
 from shared.callback import MESSAGE_SID_RE, parse_form
 from shared.ledger import Tally
 from shared.models import CallbackReceipt, DeadLetter, MessageEvent
+from shared.timefmt import epoch_micros
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICRO = timedelta(microseconds=1)
 StreamKey = tuple[int, int]
 
 
@@ -129,10 +128,6 @@ def _dead_letter_form(entry: dict[str, Any]) -> str:
     return str(entry.get(key, ""))
 
 
-def _micros(value: datetime) -> int:
-    return (value - EPOCH) // _MICRO
-
-
 @dataclass(slots=True)
 class Stored:
     events: Side = field(default_factory=Side)
@@ -164,7 +159,7 @@ def read_stored(session: Session, start: int, end: int, oldest_queued: StreamKey
         if not MESSAGE_SID_RE.match(sid):
             out.events.unkeyed += 1 + duplicates
             continue
-        bucket = ledger.bucket_of_micros(_micros(received_at))
+        bucket = ledger.bucket_of_micros(epoch_micros(received_at))
         out.events.add(bucket, sid, status, 1 + duplicates)
     for stream_id, entry in session.execute(select(DeadLetter.stream_id, DeadLetter.entry)):
         out.dead_stream_ids.add(stream_id)
