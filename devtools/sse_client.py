@@ -3,6 +3,7 @@ body is the raw event stream, unchunked), events parsed in a thread into a queue
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import json
 import queue
@@ -56,7 +57,9 @@ class SseStream:
         self.bytes_read = len(rest)
         self.body = rest if self.status != 200 else b""
         self.closed = threading.Event()
-        self._pending = rest.decode()
+        # A read can end inside a UTF-8 character: decode across reads.
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._pending = self._decoder.decode(rest)
         if self.status == 200:
             self.sock.settimeout(None)
             self._take()
@@ -74,7 +77,7 @@ class SseStream:
                     break
                 self.bytes_read += len(chunk)
                 if self.parse:
-                    self._pending += chunk.decode()
+                    self._pending += self._decoder.decode(chunk)
                     self._take()
         except OSError:
             pass
@@ -82,8 +85,10 @@ class SseStream:
 
     def _take(self) -> None:
         now = time.time()
-        while "\n\n" in self._pending:
-            block, self._pending = self._pending.split("\n\n", 1)
+        # One split per read, not one per event: a read holds hundreds of events under load,
+        # and splitting off one at a time copies the rest each time.
+        *blocks, self._pending = self._pending.split("\n\n")
+        for block in blocks:
             fields: dict[str, str] = {}
             for line in block.split("\n"):
                 if line.startswith(":"):

@@ -46,7 +46,7 @@ def encode(changes: Sequence[WireChange]) -> str:
     return json.dumps(changes, separators=(",", ":"))
 
 
-def _iso(epoch: float) -> str:
+def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
@@ -72,7 +72,7 @@ class Change:
             "error_message": self.error_message,
             "to": self.to,
             "from": self.from_,
-            "at": _iso(self.at),
+            "at": iso(self.at),
             "final": self.final,
         }
 
