@@ -15,8 +15,9 @@ from twilio.request_validator import RequestValidator
 
 from devtools.fake_twilio import FakeTwilio
 from tests.conftest import API_TOKEN, make_env, procfile_command, start_web, start_worker
-from tests.integration.test_pipeline import PUBLIC, http, wait_for
+from tests.integration.test_pipeline import PUBLIC, http
 from tests.twilio_fixtures import AUTH_TOKEN, FORM, callback_fields, new_sid
+from tests.waiting import wait_for
 
 ACCOUNT = "AC" + "7" * 32
 SENDER = "+15005550001"

@@ -29,6 +29,7 @@ from tests.twilio_fixtures import (
     signed_get_url,
     signed_post,
 )
+from tests.waiting import wait_for
 
 PUBLIC = "https://hooks.example.com"
 
@@ -46,16 +47,6 @@ def send(base, fields, path="/twilio/status", token=AUTH_TOKEN, idem=None, **hdr
     body, headers = signed_post(PUBLIC + path, fields, token, idem)
     headers.update(hdr)
     return http("POST", base + path, body, headers)
-
-
-def wait_for(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def events_of(db, sid):

@@ -93,7 +93,7 @@ def test_dev_runner_brings_up_everything_on_embedded_defaults(tmp_path):
             except OSError:
                 return False
 
-        from tests.integration.test_pipeline import wait_for
+        from tests.waiting import wait_for
 
         wait_for(stored, what="the sample callback in SQLite")
     finally:

@@ -47,13 +47,3 @@ def stored_events(db: Engine) -> dict[str, int]:
 def event_count(db: Engine) -> int:
     with Session(db) as session:
         return session.scalar(select(func.count()).select_from(MessageEvent)) or 0
-
-
-def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")

@@ -8,18 +8,16 @@ import signal
 
 import pytest
 
-from tests.conftest import make_env
-from tests.integration.deploy.conftest import wait_for
-
 # The stack of the actions tests: gunicorn, drain, actions worker, the fake Twilio REST API.
 from tests.integration.workers.test_actions import (  # noqa: F401 - fixtures
-    ACCOUNT,
     Stack,
+    actions_env,
     alerts,
     fake,
     settle,
     stack,
 )
+from tests.waiting import wait_for
 
 STOP_WITHIN_SECONDS = 30
 
@@ -27,18 +25,7 @@ STOP_WITHIN_SECONDS = 30
 @pytest.fixture
 def env(pg_url, redis_base_url, redis_client, db, fake, alerts) -> dict[str, str]:  # noqa: F811
     # A REST timeout longer than the create's delay: the resend in flight succeeds.
-    return make_env(
-        pg_url,
-        redis_base_url,
-        TWILIO_ACCOUNT_SID=ACCOUNT,
-        TWILIO_API_BASE_URL=fake.base_url,
-        TWILIO_TIMEOUT="10",
-        RETRY_BACKOFF_SECONDS="0.2",
-        ALERT_WINDOW_SECONDS="2",
-        ALERT_WEBHOOK_URL=alerts.url + "/hook",
-        ACTION_STALE_SECONDS="2",
-        BATCH_LINGER_MS="0",
-    )
+    return actions_env(pg_url, redis_base_url, fake, alerts, TWILIO_TIMEOUT="10")
 
 
 def test_sigterm_mid_resend_lets_it_finish_and_nothing_is_sent_twice(stack: Stack):  # noqa: F811
@@ -46,7 +33,7 @@ def test_sigterm_mid_resend_lets_it_finish_and_nothing_is_sent_twice(stack: Stac
     stack.fake.hang_next_creates(3)
     stack.fake.send_status(first, "undelivered", 30003)
     # The fake created the message and holds its answer for 3 s: the resend is in flight.
-    wait_for(lambda: len(stack.create_requests()) == 2, what="the resend call in flight")
+    wait_for(lambda: len(stack.create_requests()) == 2, timeout=60, what="the resend in flight")
 
     actions = stack.actions
     actions.proc.send_signal(signal.SIGTERM)

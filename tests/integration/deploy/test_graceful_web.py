@@ -12,9 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import ingest.gunicorn_conf as gunicorn_conf
 from tests.conftest import start_web, start_worker
-from tests.integration.deploy.conftest import stored_events, wait_for
+from tests.integration.deploy.conftest import stored_events
 from tests.integration.test_pipeline import PUBLIC, send
 from tests.twilio_fixtures import callback_fields, new_sid, signed_post
+from tests.waiting import wait_for
 
 # deploy/k8s/web.yaml's terminationGracePeriodSeconds, less its preStop pause: the time gunicorn
 # has after SIGTERM before the kubelet kills it (the unit tests hold the manifest to it).
@@ -72,7 +73,7 @@ def test_sigterm_to_web_finishes_in_flight_callbacks_and_loses_no_acknowledged_o
         for _ in range(8):
             pool.submit(sender)
         wait_for(lambda: sum(a == 200 for a in list(answers.values())) >= 300,
-                 what="callbacks flowing")  # fmt: skip
+                 timeout=60, what="callbacks flowing")  # fmt: skip
         in_flight = [(sid, *post_slowly(port, sid)) for sid in (new_sid(), new_sid())]
         # Only once the server thread is reading it is a request in flight.
         threading.Event().wait(0.5)

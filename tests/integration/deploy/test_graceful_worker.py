@@ -10,8 +10,9 @@ import redis
 from sqlalchemy import text
 
 from tests.conftest import start_worker
-from tests.integration.deploy.conftest import preload, stored_events, wait_for
+from tests.integration.deploy.conftest import preload, stored_events
 from tests.twilio_fixtures import new_sid
+from tests.waiting import wait_for
 
 STOP_WITHIN_SECONDS = 30
 
@@ -46,7 +47,7 @@ def test_sigterm_mid_batch_commits_the_batch_in_hand_and_exits(
         blocker.begin()
         blocker.execute(text("LOCK TABLE callback_receipts IN ACCESS EXCLUSIVE MODE"))
         worker = start_worker(spawn, env)
-        wait_for(lambda: pending(redis_client, env) > 0, what="a batch in hand")
+        wait_for(lambda: pending(redis_client, env) > 0, timeout=60, what="a batch in hand")
         worker.proc.send_signal(signal.SIGTERM)
         worker.wait_for_output("Warm shutdown")
     finally:
@@ -61,7 +62,7 @@ def test_sigterm_mid_batch_commits_the_batch_in_hand_and_exits(
 
     # A successor drains the rest; every callback is stored exactly once.
     successor = start_worker(spawn, env)
-    wait_for(lambda: len(stored_events(db)) == len(sids), what="the rest drained")
+    wait_for(lambda: len(stored_events(db)) == len(sids), timeout=60, what="the rest drained")
     successor.stop()
     stored = stored_events(db)
     assert sorted(stored) == sorted(sids)
@@ -76,7 +77,7 @@ def test_sigterm_while_draining_a_flood_loses_nothing_and_stores_nothing_twice(
     sids = [new_sid() for _ in range(20_000)]
     worker = start_worker(spawn, env)
     preload(redis_client, env, sids)
-    wait_for(lambda: len(stored_events(db)) > 0, what="the drain under way")
+    wait_for(lambda: len(stored_events(db)) > 0, timeout=60, what="the drain under way")
     worker.proc.send_signal(signal.SIGTERM)
     assert worker.proc.wait(timeout=STOP_WITHIN_SECONDS) == 0, worker.output()[-3000:]
     assert pending(redis_client, env) == 0

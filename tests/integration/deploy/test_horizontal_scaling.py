@@ -8,8 +8,9 @@ import re
 import signal
 
 from tests.conftest import start_worker
-from tests.integration.deploy.conftest import event_count, preload, stored_events, wait_for
+from tests.integration.deploy.conftest import event_count, preload, stored_events
 from tests.twilio_fixtures import new_sid
+from tests.waiting import wait_for
 
 WORKERS = 3
 CALLBACKS = 30_000

@@ -13,9 +13,10 @@ from devtools.database import create_database, drop_database
 from devtools.procfile import read_procfile
 from tests import services
 from tests.conftest import BIN, ROOT, make_env
-from tests.integration.deploy.conftest import stored_events, wait_for
+from tests.integration.deploy.conftest import stored_events
 from tests.integration.test_pipeline import send
 from tests.twilio_fixtures import callback_fields, new_sid
+from tests.waiting import wait_for
 
 # What each role prints once it is up and working (the dev runner waits for the same lines).
 READY = {"web": "Booting worker", "worker": "draining", "actions": "sweeping",

@@ -16,8 +16,9 @@ from twilio.request_validator import RequestValidator
 
 from shared.models import DeadLetter, MessageEvent
 from tests.conftest import make_env, start_web, start_worker
-from tests.integration.test_pipeline import PUBLIC, http, wait_for
+from tests.integration.test_pipeline import PUBLIC, http
 from tests.twilio_fixtures import AUTH_TOKEN, FORM, callback_fields, new_sid
+from tests.waiting import wait_for
 
 SHARED_ID, SHARED_SECRET = "rotation_b", "shared-secret-for-integration"
 

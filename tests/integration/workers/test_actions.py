@@ -21,8 +21,9 @@ from devtools.fake_twilio import FakeTwilio
 from devtools.webhook_receiver import WebhookReceiver
 from shared.models import Action, AlertGroup
 from tests.conftest import API_TOKEN, make_env, procfile_command, start_web, start_worker
-from tests.integration.test_pipeline import PUBLIC, http, send, wait_for
+from tests.integration.test_pipeline import PUBLIC, http, send
 from tests.twilio_fixtures import AUTH_TOKEN, callback_fields, new_sid
+from tests.waiting import wait_for
 
 ACCOUNT = "AC" + "5" * 32
 SENDER = "+15005550001"
@@ -82,20 +83,26 @@ def alerts() -> Iterator[WebhookReceiver]:
         yield r
 
 
+def actions_env(
+    pg_url: str, redis_base_url: str, fake: FakeTwilio, alerts: WebhookReceiver, **extra: str
+) -> dict[str, str]:
+    """The stack's settings: the fake for Twilio, short waits, alerts to the receiver."""
+    settings = {
+        "TWILIO_ACCOUNT_SID": ACCOUNT,
+        "TWILIO_API_BASE_URL": fake.base_url,
+        "TWILIO_TIMEOUT": "1",
+        "RETRY_BACKOFF_SECONDS": "0.2",
+        "ALERT_WINDOW_SECONDS": "2",
+        "ALERT_WEBHOOK_URL": alerts.url + "/hook",
+        "ACTION_STALE_SECONDS": "2",
+        "BATCH_LINGER_MS": "0",
+    }
+    return make_env(pg_url, redis_base_url, **{**settings, **extra})
+
+
 @pytest.fixture
 def env(pg_url, redis_base_url, redis_client, db, fake, alerts) -> dict[str, str]:
-    return make_env(
-        pg_url,
-        redis_base_url,
-        TWILIO_ACCOUNT_SID=ACCOUNT,
-        TWILIO_API_BASE_URL=fake.base_url,
-        TWILIO_TIMEOUT="1",
-        RETRY_BACKOFF_SECONDS="0.2",
-        ALERT_WINDOW_SECONDS="2",
-        ALERT_WEBHOOK_URL=alerts.url + "/hook",
-        ACTION_STALE_SECONDS="2",
-        BATCH_LINGER_MS="0",
-    )
+    return actions_env(pg_url, redis_base_url, fake, alerts)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from devtools.webhook_receiver import WebhookReceiver
 from shared.models import Message
 from tests import report_fixture as fixture
 from tests.conftest import make_env, procfile_command
-from tests.integration.test_pipeline import wait_for
+from tests.waiting import wait_for
 
 
 @pytest.fixture
