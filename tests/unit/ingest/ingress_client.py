@@ -1,4 +1,4 @@
-"""The ingress in-process with fakeredis, for the tests of this folder that need their own env."""
+"""The ingress in-process with fakeredis, for the tests of this folder."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ PUBLIC = "https://hooks.example.com"
 STREAM = "statuspipe:callbacks"
 
 
-def make_app(**env: str):
+def make_app(server: fakeredis.FakeServer | None = None, **env: str):
+    """The app on `env` over the defaults, with a fakeredis of its own (or on `server`)."""
     base = {
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
         "PUBLIC_URL": PUBLIC,
@@ -21,5 +22,10 @@ def make_app(**env: str):
         "API_TOKEN": "api-token-for-tests",
     }
     base.update(env)
-    redis = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    redis = fakeredis.FakeRedis(server=server or fakeredis.FakeServer())
     return create_app(load_settings(base), redis_client=redis), redis
+
+
+def make_client(server: fakeredis.FakeServer | None = None, **env: str):
+    app, redis = make_app(server, **env)
+    return app.test_client(), redis

@@ -1,30 +1,12 @@
 """GET /metrics in-process (one process, fakeredis): the text parses, every answer of the
 status route is counted under its reason, and the gauges and workers' counters read Redis."""
 
-import fakeredis
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ingest.app import create_app
 from shared import worker_counters as wc
-from shared.config import load_settings
-from tests.twilio_fixtures import AUTH_TOKEN, callback_fields, new_sid, signed_post
-
-PUBLIC = "https://hooks.example.com"
-STREAM = "statuspipe:callbacks"
-
-
-def make_client(**env):
-    base = {
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "PUBLIC_URL": PUBLIC,
-        "REDIS_URL": "redis://unused",
-        "DATABASE_URL": "sqlite://",
-        "API_TOKEN": "t",
-        **env,
-    }
-    redis = fakeredis.FakeRedis(server=fakeredis.FakeServer())
-    return create_app(load_settings(base), redis_client=redis).test_client(), redis
+from tests.twilio_fixtures import callback_fields, new_sid, signed_post
+from tests.unit.ingest.ingress_client import PUBLIC, STREAM, make_client
 
 
 def scrape(client, **headers):

@@ -3,8 +3,6 @@
 import fakeredis
 import pytest
 
-from ingest.app import create_app
-from shared.config import load_settings
 from tests.twilio_fixtures import (
     AUTH_TOKEN,
     SECONDARY_TOKEN,
@@ -13,23 +11,7 @@ from tests.twilio_fixtures import (
     signed_get_url,
     signed_post,
 )
-
-PUBLIC = "https://hooks.example.com"
-STREAM = "statuspipe:callbacks"
-
-
-def make_client(server=None, **env):
-    base = {
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "PUBLIC_URL": PUBLIC,
-        "REDIS_URL": "redis://unused",
-        "DATABASE_URL": "sqlite://",
-        "API_TOKEN": "t",
-    }
-    base.update(env)
-    redis = fakeredis.FakeRedis(server=server or fakeredis.FakeServer())
-    app = create_app(load_settings(base), redis_client=redis)
-    return app.test_client(), redis
+from tests.unit.ingest.ingress_client import PUBLIC, STREAM, make_client
 
 
 @pytest.fixture
