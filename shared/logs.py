@@ -28,6 +28,7 @@ class JsonFormatter(logging.Formatter):
 # An E.164 number (also %2B-escaped, as in a logged URL): all but its last 4 digits are masked.
 _PHONE_RE = re.compile(r"(\+|%2[Bb])(\d{4,11})(\d{4})(?!\d)")
 _MIN_SECRET = 6  # shorter "secrets" would mask ordinary words
+TWILIO_SDK_LOGGER = "twilio.http_client"
 
 
 def mask_number(number: str | None) -> str:
@@ -95,3 +96,7 @@ def configure_logging(settings: Settings, process: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
+    # The twilio SDK logs every REST request and response at INFO, headers included: eleven
+    # lines per call, 70% of the actions role's log. Shown at LOG_LEVEL=DEBUG only.
+    sdk = logging.getLogger(TWILIO_SDK_LOGGER)
+    sdk.setLevel(logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING)

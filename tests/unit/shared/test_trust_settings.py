@@ -6,7 +6,13 @@ import logging
 import pytest
 
 from shared.config import ConfigError, load_settings
-from shared.logs import RedactingFormatter, mask_number, settings_secrets
+from shared.logs import (
+    TWILIO_SDK_LOGGER,
+    RedactingFormatter,
+    configure_logging,
+    mask_number,
+    settings_secrets,
+)
 
 
 def test_shared_keys_from_pairs_a_file_and_a_directory(tmp_path):
@@ -107,3 +113,18 @@ def test_the_formatter_redacts_every_secret_and_masks_numbers_in_any_line():
     assert "+*******0006" in out
     assert "%2B*******0006" in out
     assert "RuntimeError" in out  # the traceback is kept, redacted
+
+
+@pytest.mark.parametrize(("level", "sdk_info_shown"), [("INFO", False), ("DEBUG", True)])
+def test_the_twilio_sdks_request_lines_show_at_debug_only(level, sdk_info_shown):
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure_logging(load_settings({"LOG_LEVEL": level}), "test")
+        sdk = logging.getLogger(TWILIO_SDK_LOGGER)
+        assert sdk.isEnabledFor(logging.INFO) is sdk_info_shown
+        assert sdk.isEnabledFor(logging.WARNING)
+    finally:
+        root.handlers[:], level_before = saved
+        root.setLevel(level_before)
+        logging.getLogger(TWILIO_SDK_LOGGER).setLevel(logging.NOTSET)
