@@ -15,6 +15,10 @@ local function now()
 end
 
 local requests, sent, rate, start = {}, 0, 1000, nil
+-- Send times handed out so far. Every waiting connection asks delay() before its request is
+-- taken, so a due time computed from `sent` alone is the same for all of them, and they went
+-- out together: bursts of up to one per connection instead of a constant rate.
+local slots = 0
 acks, refusals, offered = 0, 0, 0  -- globals: done() reads them through thread:get()
 local threads = {}
 
@@ -31,7 +35,9 @@ end
 function delay()
   if start == nil then start = now() end
   if sent >= #requests then return 3600000 end  -- all offered: stay quiet until wrk stops
-  local due = start + sent / rate
+  slots = math.max(slots, sent)  -- a connection's first request takes no slot (see request())
+  local due = start + slots / rate
+  slots = slots + 1
   local wait = (due - now()) * 1000
   if wait < 0 then return 0 end
   return wait

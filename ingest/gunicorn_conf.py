@@ -6,6 +6,7 @@ Usage: gunicorn -c python:ingest.gunicorn_conf ingest.wsgi:app
 import multiprocessing
 import os
 import shutil
+import socket
 import tempfile
 import time
 from typing import Any
@@ -32,6 +33,21 @@ def on_starting(server: object) -> None:
 
     web_settings()
     _fresh_metrics_dir()
+
+
+# A sync worker that accepts a connection waits on it until its request arrives, so a client
+# that connects first and sends later (a pre-connecting proxy, wrk pacing its requests) keeps a
+# worker idle meanwhile, and the requests behind it wait: at 20 paced callbacks/s on 32
+# connections, p50 17 ms against 4 ms on one. With TCP_DEFER_ACCEPT the kernel hands a
+# connection to accept() only once its first bytes are in (after this long, as it is).
+DEFER_ACCEPT_SECONDS = 10
+
+
+def when_ready(server: Any) -> None:
+    for listener in server.LISTENERS:
+        sock = listener.sock
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and hasattr(socket, "TCP_DEFER_ACCEPT"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, DEFER_ACCEPT_SECONDS)
 
 
 def pre_fork(server: object, worker: Any) -> None:
