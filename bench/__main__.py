@@ -70,7 +70,11 @@ def machine() -> list[str]:
 
 def commit() -> str:
     out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True)
+    # Not the files this run writes itself (the report plans come before this line).
+    own = [f":!{path.relative_to(env.ROOT)}" for path in (DOC, DOC.parent / "reports-explain.md")]
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", ".", *own], capture_output=True, text=True
+    )
     return out.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
 
 
