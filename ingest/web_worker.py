@@ -42,8 +42,27 @@ STREAM_PATH = "/api/stream"
 LINGER_SECONDS = 0.1
 
 
+# How long a connection handed over without a byte of its request may take to send one. With
+# TCP_DEFER_ACCEPT (ingest/gunicorn_conf.py) the kernel hands over connections whose request
+# has begun, and after about 15 s also those that never sent anything; a sync worker would then
+# wait on such a one until gunicorn's timeout killed the process (measured: a callback behind
+# it waited 27 s). Long enough for a real client's first packet after its handshake.
+FIRST_BYTES_SECONDS = 1.0
+
+
 class Worker(SyncWorker):
     _poller: select.epoll | None = None
+
+    def accept(self, listener: Any) -> None:
+        """gunicorn's accept(), except that a connection that sends nothing is closed."""
+        client, addr = listener.accept()
+        util.close_on_exec(client)
+        if not _readable_within(client, FIRST_BYTES_SECONDS):
+            self.log.info("closed a connection that sent nothing for %.0f s", FIRST_BYTES_SECONDS)
+            client.close()
+            return
+        client.setblocking(True)
+        self.handle(listener, client, addr)
 
     def wait(self, timeout: float) -> list[Any] | None:
         """gunicorn's wait(): until a listener has a connection (or a signal arrives), at most
@@ -106,3 +125,11 @@ class Worker(SyncWorker):
                 self.cfg.post_request(self, req, environ, resp)
             except Exception:  # as gunicorn's own handle_request
                 self.log.exception("Exception in post_request hook")
+
+
+def _readable_within(sock: socket.socket, seconds: float) -> bool:
+    """Has `sock` data (or an end) to read within `seconds`? poll, not select: a process that
+    holds hundreds of streams has descriptors past select's 1024."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(seconds * 1000))

@@ -6,6 +6,7 @@ request line, shared-key and Basic-auth callbacks through gunicorn."""
 from __future__ import annotations
 
 import socket
+import time
 from base64 import b64encode
 from urllib.parse import urlencode
 
@@ -182,23 +183,30 @@ def test_basic_auth_through_gunicorn(spawn, pg_url, redis_base_url, redis_client
                     {"X-Twilio-Signature": sig, "Authorization": creds}) == 200  # fmt: skip
 
 
-def test_connections_that_send_nothing_hold_no_web_process(spawn, env, db):
-    """A sync worker waits on a connection it accepted until the request arrives: without
-    TCP_DEFER_ACCEPT (ingest/gunicorn_conf.py) a few idle connections, one per process,
-    left every callback waiting until gunicorn's timeout killed the processes (30 s)."""
+def signed_callback_request() -> bytes:
+    body, signature = signed_body(list(callback_fields(new_sid(), "sent").items()))
+    return (
+        b"POST /twilio/status HTTP/1.1\r\nHost: hooks.example.com\r\n"
+        b"Content-Type: " + FORM.encode() + b"\r\nX-Twilio-Signature: " + signature.encode()
+        + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n"
+        + body
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("idle_seconds", [0, 18])
+def test_connections_that_send_nothing_hold_no_web_process(spawn, env, db, idle_seconds):
+    """A sync worker waits on a connection it accepted until the request arrives. Idle
+    connections, more than there are processes, opened `idle_seconds` before a callback:
+    without TCP_DEFER_ACCEPT (ingest/gunicorn_conf.py) they left it waiting at once, and past
+    the kernel's deferral (about 15 s) without the web worker's first-bytes wait they did
+    again, each time until gunicorn's timeout killed the processes (30 s)."""
     _, base = start_web(spawn, {**env, "WEB_CONCURRENCY": "2"})
     port = int(base.rsplit(":", 1)[1])
     idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(8)]
     try:
-        sid = new_sid()
-        body, signature = signed_body(list(callback_fields(sid, "sent").items()))
+        time.sleep(idle_seconds)
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(
-                b"POST /twilio/status HTTP/1.1\r\nHost: hooks.example.com\r\n"
-                b"Content-Type: " + FORM.encode() + b"\r\nX-Twilio-Signature: "
-                + signature.encode() + b"\r\nContent-Length: " + str(len(body)).encode()
-                + b"\r\nConnection: close\r\n\r\n" + body
-            )  # fmt: skip
+            sock.sendall(signed_callback_request())
             answer = sock.recv(4096)  # a timeout here is the failure
         assert answer.startswith(b"HTTP/1.1 200"), answer
     finally:
