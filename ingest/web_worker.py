@@ -18,6 +18,10 @@ found nothing to accept. At a steady 1,000 callbacks/s, each on a new connection
 per callback fell from 570 to 535 us (3 alternating runs each of bench/live.py's load with no
 stream open).
 
+A connection that sends nothing within FIRST_BYTES_SECONDS of being accepted is closed, so an
+idle one never holds the process (with TCP_DEFER_ACCEPT the kernel hands those over only
+after about 15 s; ingest/gunicorn_conf.py).
+
 Usage: gunicorn -k ingest.web_worker.Worker (the default in ingest/gunicorn_conf.py)
 """
 
