@@ -37,9 +37,10 @@ def on_starting(server: object) -> None:
 
 # A sync worker that accepts a connection waits on it until its request arrives, so a client
 # that connects first and sends later (a pre-connecting proxy, wrk pacing its requests) keeps a
-# worker idle meanwhile, and the requests behind it wait: at 20 paced callbacks/s on 32
-# connections, p50 17 ms against 4 ms on one. With TCP_DEFER_ACCEPT the kernel hands a
-# connection to accept() only once its first bytes are in (after this long, as it is).
+# worker idle meanwhile, and the requests behind it wait: eight connections that sent nothing
+# held both processes of a test's web until gunicorn's timeout killed them (30 s). With
+# TCP_DEFER_ACCEPT the kernel hands a connection to accept() only once its first bytes are in
+# (after about this long, as it is: ingest/web_worker.py then closes it if it stays silent).
 DEFER_ACCEPT_SECONDS = 10
 
 
