@@ -33,6 +33,11 @@ PARSED = 10
 # a few callbacks a second, each alone in its batch, to a few streams, all parsed.
 LIGHT_RATE, LIGHT_SECONDS, LIGHT_STREAMS = 20, 10, PARSED
 LIGHT_MAX_MS = 1000.0
+# 200 open streams must not delay the callbacks: their p99 stays within the ingress's own
+# target, or (a host whose p99 is over it without any stream) within a few ms of that run's.
+# Two runs of the same load differ by about that much on this machine kind.
+P99_TARGET_MS = 15.0
+STREAM_DELAY_MS = 5.0
 CORES = os.cpu_count() or 1
 
 
@@ -177,23 +182,6 @@ def light() -> LiveResult:
     return run(LIGHT_RATE, LIGHT_SECONDS, streams=LIGHT_STREAMS)
 
 
-if __name__ == "__main__":
-    import sys
-
-    seconds = int(sys.argv[1]) if len(sys.argv) > 1 else 20
-    runs = [light(), run(seconds=seconds, streams=0), run(seconds=seconds)]
-    for result in runs:
-        print(result)
-    print("\n".join(summary_lines(runs)))
-
-
-# 200 open streams must not delay the callbacks: their p99 stays within the ingress's own
-# target, or (a host whose p99 is over it without any stream) within a few ms of that run's.
-# Two runs of the same load differ by about that much on this machine kind.
-P99_TARGET_MS = 15.0
-STREAM_DELAY_MS = 5.0
-
-
 def section(rate: int, seconds: int, checks: list[tuple[str, str, bool]]) -> list[str]:
     """`make bench`'s part (bench/__main__.py): the runs, their table and their checks."""
     print(f"== live stream (light load; no stream, then {STREAMS} streams, at {rate:,}/s)",
@@ -227,3 +215,13 @@ def section(rate: int, seconds: int, checks: list[tuple[str, str, bool]]) -> lis
         r.events_min == r.events_expected,
     ))  # fmt: skip
     return summary_lines([easy, alone, r])
+
+
+if __name__ == "__main__":
+    import sys
+
+    seconds = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    runs = [light(), run(seconds=seconds, streams=0), run(seconds=seconds)]
+    for result in runs:
+        print(result)
+    print("\n".join(summary_lines(runs)))
