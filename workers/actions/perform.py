@@ -11,7 +11,6 @@ instead of sending a second time.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -39,10 +38,6 @@ from workers.alerts.groups import join_group
 
 log = logging.getLogger(__name__)
 
-# (kind, outcome) of the actions this thread finished, for the actions counter: the task takes
-# them after perform_action returned, i.e. after the transactions that finished them committed.
-_finished = threading.local()
-
 # Twilio's 429 and 5xx on create are retried in the task this many times, with backoff, before
 # the action goes back to pending for a later run.
 CREATE_TRIES = 4
@@ -55,6 +50,9 @@ class Next:
 
     run_again_in: float | None = None  # seconds; None: nothing more for this action
     post_alerts: list[tuple[int, datetime]] = field(default_factory=list)  # (group, not before)
+    # (kind, outcome) when this run finished the action, for the actions counter: returned from
+    # within the transaction that finishes it, so a run whose commit fails returns none.
+    finished: tuple[str, str] | None = None
 
 
 def _jitter(action_id: int) -> float:
@@ -62,21 +60,20 @@ def _jitter(action_id: int) -> float:
     return (zlib.crc32(action_id.to_bytes(8, "big")) % 1000) / 1000
 
 
-def take_finished() -> list[tuple[str, str]]:
-    """The (kind, outcome) pairs finished by this thread since the last call; clears them."""
-    taken: list[tuple[str, str]] = getattr(_finished, "pairs", [])
-    _finished.pairs = []
-    return taken
-
-
-def _finish(action: Action, outcome: str, detail: str, now: datetime) -> None:
-    _finished.pairs = [*getattr(_finished, "pairs", []), (action.kind, outcome)]
+def _finish(
+    action: Action,
+    outcome: str,
+    detail: str,
+    now: datetime,
+    post_alerts: list[tuple[int, datetime]] | None = None,
+) -> Next:
     action.state = "done"
     action.outcome = outcome
     action.detail = detail[:1000]
     action.updated_at = now
     log.info("action %d (%s) for %s: %s, %s", action.id, action.kind, action.message_sid,
              outcome, detail)  # fmt: skip
+    return Next(post_alerts=post_alerts or [], finished=(action.kind, outcome))
 
 
 def _lock(session: Session, action_id: int) -> Action | None:
@@ -105,8 +102,7 @@ def perform_action(ctx: ActionContext, action_id: int, now: datetime | None = No
         if action.kind == "alert":
             return _alert(ctx, session, action, now)
         if action.kind != "retry":
-            _finish(action, "skipped", f"unknown action kind {action.kind!r}", now)
-            return Next()
+            return _finish(action, "skipped", f"unknown action kind {action.kind!r}", now)
         prepared = _prepare_resend(ctx, session, action, now)
         if isinstance(prepared, Next):
             return prepared
@@ -118,12 +114,10 @@ def _update_contact(session: Session, action: Action, now: datetime) -> Next:
     message = session.get(Message, action.message_sid)
     number = message.to if message is not None else None
     if not number:
-        _finish(action, "skipped", "the failure callback carried no To number", now)
-        return Next()
+        return _finish(action, "skipped", "the failure callback carried no To number", now)
     state = action.contact_state or "invalid"
     mark_contact(session, number, state, action.error_code, action.message_sid)
-    _finish(action, "updated", f"{number} marked {state}", now)
-    return Next()
+    return _finish(action, "updated", f"{number} marked {state}", now)
 
 
 def _alert(ctx: ActionContext, session: Session, action: Action, now: datetime) -> Next:
@@ -139,8 +133,8 @@ def _alert(ctx: ActionContext, session: Session, action: Action, now: datetime) 
         summary=f"Messages failed with Twilio error {code}: {reason}",
         detail={"reason": reason},
     )
-    _finish(action, "alerted", f"counted in alert {group_id} (error {code})", now)
-    return Next(post_alerts=[(group_id, post_at)] if created else [])
+    alerts = [(group_id, post_at)] if created else []
+    return _finish(action, "alerted", f"counted in alert {group_id} (error {code})", now, alerts)
 
 
 def _exhausted(
@@ -157,8 +151,9 @@ def _exhausted(
         summary=f"Messages still failing after {attempts} sends (error {action.error_code})",
         detail={"reason": reason, "attempts": attempts},
     )
-    _finish(action, "exhausted", f"{attempts} sends made, none delivered; alert {group_id}", now)
-    return Next(post_alerts=[(group_id, post_at)] if created else [])
+    alerts = [(group_id, post_at)] if created else []
+    detail = f"{attempts} sends made, none delivered; alert {group_id}"
+    return _finish(action, "exhausted", detail, now, alerts)
 
 
 def _prepare_resend(
@@ -168,12 +163,10 @@ def _prepare_resend(
     message = session.get(Message, action.message_sid)
     final = message.final_status if message is not None else None
     if final is not None and final not in FAILURE_STATUSES:
-        _finish(action, "skipped", f"the message was also reported {final}; not resent", now)
-        return Next()
+        return _finish(action, "skipped", f"the message was also reported {final}; not resent", now)
     failed = outbound_for_message(session, action.message_sid)
     if failed is None or (failed.body is None and not failed.media_urls):
-        _finish(action, "skipped", "body unknown: statuspipe did not send this message", now)
-        return Next()
+        return _finish(action, "skipped", "body unknown: statuspipe did not send this message", now)
     next_attempt = failed.attempt + 1
     if next_attempt > ctx.settings.retry_max_attempts:
         return _exhausted(ctx, session, action, failed.attempt, now)
@@ -181,8 +174,7 @@ def _prepare_resend(
         ctx.twilio  # noqa: B018 - built here so a missing setting stops before any record
     except ConfigError as exc:
         log.error("cannot resend for %s: %s", action.message_sid, exc)
-        _finish(action, "failed", f"not resent: sending is not configured ({exc})", now)
-        return Next()
+        return _finish(action, "failed", f"not resent: sending is not configured ({exc})", now)
     if action.resend_id is not None:
         row = session.get(OutboundMessage, action.resend_id)
         assert row is not None  # a foreign key
@@ -219,8 +211,7 @@ def _send(ctx: ActionContext, action_id: int, row: OutboundMessage) -> Next:
         record_created(session, row.id, instance)
         action = session.get(Action, action_id)
         assert action is not None
-        _finish(action, "sent", f"resent as {instance.sid} (attempt {row.attempt})", now)
-    return Next()
+        return _finish(action, "sent", f"resent as {instance.sid} (attempt {row.attempt})", now)
 
 
 def _send_failed(
@@ -241,8 +232,7 @@ def _send_failed(
             action.updated_at = now
             log.warning("resend %d: %s; the action runs again in %.0fs", row.id, failure, delay)
             return Next(run_again_in=delay)
-        _finish(action, "failed", f"Twilio refused the resend: {failure}", now)
-        return Next()
+        return _finish(action, "failed", f"Twilio refused the resend: {failure}", now)
 
 
 def _settle(ctx: ActionContext, session: Session, action: Action, now: datetime) -> Next:
@@ -254,8 +244,7 @@ def _settle(ctx: ActionContext, session: Session, action: Action, now: datetime)
         action.updated_at = now
         return Next(run_again_in=0.0)
     if row.sid is not None:
-        _finish(action, "sent", f"resent as {row.sid} (attempt {row.attempt})", now)
-        return Next()
+        return _finish(action, "sent", f"resent as {row.sid} (attempt {row.attempt})", now)
 
     def known(sid: str) -> bool:
         return (
@@ -267,10 +256,13 @@ def _settle(ctx: ActionContext, session: Session, action: Action, now: datetime)
     found = find_created(ctx.twilio, row, known)
     if found is not None:
         record_created(session, row.id, found)
-        _finish(action, "sent", f"resent as {found.sid} (attempt {row.attempt}; found by "
-                "listing after no answer)", now)  # fmt: skip
-        return Next()
+        found_by = "found by listing after no answer"
+        return _finish(
+            action, "sent", f"resent as {found.sid} (attempt {row.attempt}; {found_by})", now
+        )
     row.send_state = "unknown"
-    _finish(action, "unknown", "Twilio did not answer the resend and lists no such message; "
-            "not sent again, to avoid a duplicate", now)  # fmt: skip
-    return Next()
+    detail = (
+        "Twilio did not answer the resend and lists no such message; "
+        "not sent again, to avoid a duplicate"
+    )
+    return _finish(action, "unknown", detail, now)

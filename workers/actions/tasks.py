@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +20,7 @@ from shared.config import Settings
 from shared.db import session_scope
 from workers.actions.context import ActionContext
 from workers.actions.dispatch import ACTIONS_QUEUE, PERFORM_ACTION, PERFORM_ACTIONS, POST_ALERT
-from workers.actions.perform import Next, perform_action, take_finished
+from workers.actions.perform import Next, perform_action
 from workers.alerts.groups import post_group
 
 log = logging.getLogger(__name__)
@@ -55,24 +54,22 @@ def perform_actions_task(self: Any, action_ids: list[int]) -> None:
         perform_action_task.apply_async((action_id,), queue=ACTIONS_QUEUE)
 
 
-def _count(ctx: ActionContext, finished: list[tuple[str, str]]) -> None:
-    """Add finished actions to the workers' counters (exported by the ingress's /metrics)."""
-    if not finished:
+def _count(ctx: ActionContext, finished: tuple[str, str] | None) -> None:
+    """Add a finished action to the workers' counters (exported by the ingress's /metrics)."""
+    if finished is None:
         return
-    counts = Counter(wc.ACTIONS.field(kind, outcome) for kind, outcome in finished)
     try:
-        wc.add(ctx.redis, ctx.settings.stream_key, counts)
+        wc.add(ctx.redis, ctx.settings.stream_key, {wc.ACTIONS.field(*finished): 1})
     except redis.RedisError as exc:
         # The action is done either way; only the metric misses it.
-        log.warning("could not count %d finished actions (%s)", len(finished), exc)
+        log.warning("could not count a finished %s action (%s)", finished[0], exc)
 
 
 @shared_task(name=PERFORM_ACTION, bind=True, acks_late=True, ignore_result=True)
 def perform_action_task(self: Any, action_id: int) -> None:
     ctx = _ctx(self)
-    take_finished()  # what a run that raised left behind never committed
     nxt = perform_action(ctx, action_id)
-    _count(ctx, take_finished())
+    _count(ctx, nxt.finished)
     _schedule(nxt, action_id)
 
 

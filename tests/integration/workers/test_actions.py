@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session
 
 from devtools.fake_twilio import FakeTwilio
 from devtools.webhook_receiver import WebhookReceiver
+from shared import worker_counters as wc
+from shared.config import load_settings
 from shared.models import Action, AlertGroup
 from tests.conftest import API_TOKEN, make_env, procfile_command, start_web, start_worker
 from tests.integration.test_pipeline import PUBLIC, http, send
@@ -173,7 +175,7 @@ def test_the_same_failure_five_times_at_once_is_resent_once(stack, db):
     assert events == {"undelivered": 4}  # all five stored: one event, four duplicates
 
 
-def test_attempts_run_out_after_three_sends_and_one_alert_says_so(stack):
+def test_attempts_run_out_after_three_sends_and_one_alert_says_so(stack, redis_client):
     sid = stack.send()["sid"]
     for n in range(2, 4):
         stack.fake.send_status(sid, "undelivered", 30003)
@@ -187,6 +189,9 @@ def test_attempts_run_out_after_three_sends_and_one_alert_says_so(stack):
     settle()
     assert len(stack.creates()) == 3
     assert [a["outcome"] for a in stack.message(sid)["actions"]] == ["exhausted"]
+    # Each finished action counted once, by kind and outcome, for /metrics.
+    counted = wc.read(redis_client, load_settings(stack.env).stream_key)[wc.ACTIONS]
+    assert counted == {("retry", "sent"): 2, ("retry", "exhausted"): 1}
 
 
 def test_twilio_500_then_201_creates_exactly_one_resend(stack):

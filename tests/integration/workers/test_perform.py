@@ -59,6 +59,7 @@ def test_a_resend_waits_for_its_backoff(pg_url, redis_base_url, db, fake):
     action_id, _ = sent_and_failed(db)
     nxt = perform_action(context(pg_url, redis_base_url, fake), action_id)
     assert 60 <= nxt.run_again_in <= 120
+    assert nxt.finished is None  # nothing to count yet
     assert (action(db, action_id).state, fake.created) == ("pending", [])
 
 
@@ -66,8 +67,10 @@ def test_after_its_backoff_the_resend_is_created_once(pg_url, redis_base_url, db
     ctx = context(pg_url, redis_base_url, fake)
     action_id, _ = sent_and_failed(db)
     later = datetime.now(UTC) + timedelta(minutes=5)
-    assert perform_action(ctx, action_id, now=later).run_again_in is None
-    assert perform_action(ctx, action_id, now=later).run_again_in is None  # done: nothing more
+    first = perform_action(ctx, action_id, now=later)
+    assert (first.run_again_in, first.finished) == (None, ("retry", "sent"))
+    again = perform_action(ctx, action_id, now=later)  # done: nothing more, nothing counted twice
+    assert (again.run_again_in, again.finished) == (None, None)
     [created] = fake.created
     assert created.form["Attempt"] == ["2"]
     assert action(db, action_id).outcome == "sent"
@@ -101,13 +104,16 @@ def test_a_stale_send_that_twilio_never_got_is_unknown_not_resent(pg_url, redis_
     action_id, _ = sent_and_failed(db)
     later = datetime.now(UTC) + timedelta(minutes=5)
     fake.fail_next_creates(400, code=21211)  # the call is refused: the action ends failed
-    perform_action(ctx, action_id, now=later)
+    assert perform_action(ctx, action_id, now=later).finished == ("retry", "failed")
     assert action(db, action_id).outcome == "failed"
     # A worker that died in the call: the action says `sending`, Twilio has nothing.
     with Session(db) as session, session.begin():
         row = session.get(Action, action_id)
         row.state, row.outcome, row.updated_at = "sending", None, later
-    perform_action(ctx, action_id, now=later + timedelta(minutes=5))
+    assert perform_action(ctx, action_id, now=later + timedelta(minutes=5)).finished == (
+        "retry",
+        "unknown",
+    )
     settled = action(db, action_id)
     assert (settled.state, settled.outcome) == ("done", "unknown")
     assert fake.created == []

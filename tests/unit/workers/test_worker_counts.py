@@ -1,6 +1,6 @@
 """What the workers add to their counters in Redis (exported by the ingress's /metrics)."""
 
-import threading
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
@@ -9,6 +9,8 @@ from shared import worker_counters as wc
 from workers.actions import perform
 from workers.drain.stats import counts
 from workers.store import BatchResult
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -33,15 +35,11 @@ def test_one_batch_as_counter_increments(stored, new_pairs, redelivered, dead, c
     }
 
 
-def test_finished_actions_are_taken_once_and_per_thread():
-    now = None
-    perform.take_finished()
-    perform._finish(SimpleNamespace(kind="retry", id=1, message_sid="SM1"), "sent", "d", now)
-    perform._finish(SimpleNamespace(kind="alert", id=2, message_sid="SM2"), "alerted", "d", now)
-    other: list = []
-    thread = threading.Thread(target=lambda: other.extend(perform.take_finished()))
-    thread.start()
-    thread.join()
-    assert other == []  # another thread finished nothing
-    assert perform.take_finished() == [("retry", "sent"), ("alert", "alerted")]
-    assert perform.take_finished() == []
+def test_finishing_an_action_returns_what_to_count_and_the_alerts_to_post():
+    action = SimpleNamespace(kind="alert", id=2, message_sid="SM2", state="pending")
+    alerts = [(7, datetime(2026, 11, 30, tzinfo=UTC))]
+    nxt = perform._finish(action, "alerted", "counted in alert 7", NOW, alerts)
+    assert (nxt.finished, nxt.post_alerts, nxt.run_again_in) == (("alert", "alerted"), alerts, None)
+    assert (action.state, action.outcome, action.updated_at) == ("done", "alerted", NOW)
+    retry = SimpleNamespace(kind="retry", id=1, message_sid="SM1", state="sending")
+    assert perform._finish(retry, "sent", "resent", NOW) == perform.Next(finished=("retry", "sent"))
