@@ -58,21 +58,25 @@ class StreamDrainStep(bootsteps.StartStopStep):
         gc.freeze()
         self.thread = threading.Thread(target=self.drainer.run, name="stream-drain", daemon=True)
         self.thread.start()
+        # Never disconnected: the step lasts as long as the process, and a disconnect holds the
+        # signal's lock, which a second SIGTERM's dispatch would then wait on forever.
         signals.worker_shutting_down.connect(self._shutting_down, weak=False)
 
     def _shutting_down(self, sig: str = "", how: str = "", **_: Any) -> None:
         """Stop taking batches the moment SIGTERM arrives. Celery stops this step only after it has
         wound down its own consumer; in that time the drain read on, once through a whole
         backlog of 20,000 callbacks, which a rollout means to leave to the new workers."""
-        if self.drainer:
+        # is_set() first: set() takes the event's lock, which a second signal would otherwise
+        # wait on if it arrived while this thread held it.
+        if self.drainer and not self.drainer.stop.is_set():
             self.drainer.stop.set()
             log.info("%s: the drain finishes the batch in hand and stops", sig or how)
 
     def stop(self, parent: Any) -> None:
-        signals.worker_shutting_down.disconnect(self._shutting_down)
         if self.drainer and self.thread:
             # Finishes the batch in hand (its transaction commits and is acknowledged) first.
-            self.drainer.stop.set()
+            if not self.drainer.stop.is_set():  # SIGTERM has set it already, as a rule
+                self.drainer.stop.set()
             self.thread.join(timeout=60)
 
     shutdown = stop
