@@ -56,11 +56,12 @@ class StreamDrainStep(bootsteps.StartStopStep):
         # walking it again on every full collection. A batch allocates tens of thousands of
         # short-lived containers, which set collections off constantly.
         gc.freeze()
-        self.thread = threading.Thread(target=self.drainer.run, name="stream-drain", daemon=True)
-        self.thread.start()
+        # Before the drain starts, so that no SIGTERM finds it draining without being told.
         # Never disconnected: the step lasts as long as the process, and a disconnect holds the
         # signal's lock, which a second SIGTERM's dispatch would then wait on forever.
         signals.worker_shutting_down.connect(self._shutting_down, weak=False)
+        self.thread = threading.Thread(target=self.drainer.run, name="stream-drain", daemon=True)
+        self.thread.start()
 
     def _shutting_down(self, sig: str = "", how: str = "", **_: Any) -> None:
         """Stop taking batches the moment SIGTERM arrives. Celery stops this step only after it has
