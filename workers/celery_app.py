@@ -67,17 +67,23 @@ class StreamDrainStep(bootsteps.StartStopStep):
         """Stop taking batches the moment SIGTERM arrives. Celery stops this step only after it has
         wound down its own consumer; in that time the drain read on, once through a whole
         backlog of 20,000 callbacks, which a rollout means to leave to the new workers."""
-        # is_set() first: set() takes the event's lock, which a second signal would otherwise
-        # wait on if it arrived while this thread held it.
-        if self.drainer and not self.drainer.stop.is_set():
-            self.drainer.stop.set()
+        if self._stop_drain():
             log.info("%s: the drain finishes the batch in hand and stops", sig or how)
 
+    def _stop_drain(self) -> bool:
+        """Tell the drain to stop after the batch in hand; False when it was told already.
+        is_set() first: set() takes the event's lock, which a second signal would otherwise
+        wait on if it arrived while this thread held it."""
+        if self.drainer is None or self.drainer.stop.is_set():
+            return False
+        self.drainer.stop.set()
+        return True
+
     def stop(self, parent: Any) -> None:
-        if self.drainer and self.thread:
-            # Finishes the batch in hand (its transaction commits and is acknowledged) first.
-            if not self.drainer.stop.is_set():  # SIGTERM has set it already, as a rule
-                self.drainer.stop.set()
+        # SIGTERM has told the drain already, as a rule; it finishes the batch in hand (its
+        # transaction commits and is acknowledged) first.
+        self._stop_drain()
+        if self.thread:
             self.thread.join(timeout=60)
 
     shutdown = stop

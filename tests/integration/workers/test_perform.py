@@ -110,10 +110,8 @@ def test_a_stale_send_that_twilio_never_got_is_unknown_not_resent(pg_url, redis_
     with Session(db) as session, session.begin():
         row = session.get(Action, action_id)
         row.state, row.outcome, row.updated_at = "sending", None, later
-    assert perform_action(ctx, action_id, now=later + timedelta(minutes=5)).finished == (
-        "retry",
-        "unknown",
-    )
+    settling = perform_action(ctx, action_id, now=later + timedelta(minutes=5))
+    assert settling.finished == ("retry", "unknown")
     settled = action(db, action_id)
     assert (settled.state, settled.outcome) == ("done", "unknown")
     assert fake.created == []

@@ -10,10 +10,8 @@ import pytest
 
 from ingest.live import hub as hub_module
 from ingest.live.hub import Hub
-from shared import changes
-
-KEY = "test:changes"
-WAIT = 10.0
+from tests.unit.ingest.test_stream_writer import KEY, WAIT, publish
+from tests.waiting import wait_for
 
 
 class GatedClient:
@@ -34,11 +32,6 @@ class GatedClient:
         return getattr(self.real, name)
 
 
-def publish(client, sid: str) -> None:
-    wire = [(sid, "sent", None, None, "+15550001111", "+15550002222", 1_800_000_000.0)]
-    client.xadd(KEY, {changes.FIELD: changes.encode(wire)})
-
-
 @pytest.fixture
 def gated(monkeypatch):
     monkeypatch.setattr(hub_module, "BLOCK_MS", 100)
@@ -53,10 +46,8 @@ def sids_after(hub: Hub, start) -> list[str]:
 
 
 def wait_for_sids(hub: Hub, start, count: int) -> list[str]:
-    deadline = time.monotonic() + WAIT
-    while len(got := sids_after(hub, start)) < count and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return got
+    wait_for(lambda: len(sids_after(hub, start)) >= count, timeout=WAIT, what=f"{count} changes")
+    return sids_after(hub, start)
 
 
 def test_a_backlog_longer_than_one_read_is_read_through_without_waiting(gated):
@@ -66,7 +57,7 @@ def test_a_backlog_longer_than_one_read_is_read_through_without_waiting(gated):
     hub.on_change(woken.release)
     sids = [f"SM{i:032d}" for i in range(5)]
     for sid in sids:
-        publish(gated.real, sid)
+        publish(gated.real, (sid, "sent"))
     gated.gate.set()
 
     # Reads of 2, 2 and 1 one after another; a full read does not wait the 60 s interval.
@@ -78,11 +69,11 @@ def test_a_backlog_longer_than_one_read_is_read_through_without_waiting(gated):
 def test_after_a_read_that_was_not_full_the_hub_waits_its_interval(gated):
     hub = Hub(lambda: gated, KEY, max_streams=10)
     start = hub.latest()
-    publish(gated.real, "SM" + "0" * 32)
+    publish(gated.real, ("SM" + "0" * 32, "sent"))
     gated.gate.set()
     assert wait_for_sids(hub, start, 1) == ["SM" + "0" * 32]
 
-    publish(gated.real, "SM" + "1" * 32)
+    publish(gated.real, ("SM" + "1" * 32, "sent"))
     time.sleep(0.5)  # BLOCK_MS and then some: without the interval it would be read by now
     assert sids_after(hub, start) == ["SM" + "0" * 32]
     assert gated.reads == 1
