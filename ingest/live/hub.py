@@ -19,6 +19,7 @@ import redis
 
 from ingest.live.feed import end
 from ingest.live.items import Item, items_of
+from ingest.live.priority import yield_cpu_to_callbacks
 from shared.changes import START, Position, entry_key
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ class Hub:
         self._thread.start()
 
     def _follow(self, client: redis.Redis) -> None:
+        yield_cpu_to_callbacks()
         backoff = 0.5
         pause = threading.Event()  # never set: a wait that does not spin
         read_at = 0.0

@@ -28,6 +28,7 @@ import redis
 from ingest.live import feed
 from ingest.live.hub import Hub
 from ingest.live.items import Filters
+from ingest.live.priority import yield_cpu_to_callbacks
 from shared.changes import Position
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,7 @@ class StreamWriter:
         self._thread.start()
 
     def _run(self, selector: selectors.BaseSelector, wake_recv: socket.socket) -> None:
+        yield_cpu_to_callbacks()
         last_pass = 0.0
         due = True  # changes or arrivals not looked at yet
         try:

@@ -3,7 +3,9 @@ pairs for connections: what each stream is sent, in which framing, and when it i
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
 import threading
 import time
 
@@ -14,6 +16,7 @@ from ingest.live import hub as hub_module
 from ingest.live import writer as writer_module
 from ingest.live.hub import Hub
 from ingest.live.items import Filters
+from ingest.live.priority import LOWEST, NICENESS
 from ingest.live.writer import StreamWriter
 from shared import changes
 from shared.changes import Position
@@ -135,6 +138,19 @@ def test_a_client_that_leaves_gives_its_place_back(writer):
     while writer.hub.streams and time.monotonic() < deadline:
         time.sleep(0.01)
     assert writer.hub.streams == 0
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread's own priority is Linux's")
+def test_the_stream_threads_run_below_the_callbacks_priority(writer, redis_client):
+    client = connect(writer, writer.hub.latest())
+    publish(redis_client, ("SM1", "sent"))
+    read_until(client, lambda b: b"SM1" in b)  # both threads are running
+    own = os.getpriority(os.PRIO_PROCESS, 0)  # the callbacks' thread (this one) as it was
+    for thread in (writer._thread, writer.hub._thread):
+        assert thread is not None
+        assert thread.native_id is not None
+        assert os.getpriority(os.PRIO_PROCESS, thread.native_id) == min(own + NICENESS, LOWEST)
+    assert os.getpriority(os.PRIO_PROCESS, 0) == own
 
 
 def test_an_idle_stream_gets_heartbeats(writer, monkeypatch):
